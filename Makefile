@@ -1,0 +1,39 @@
+# The README's commands. Everything runs inside .venv, created on first use from pinned versions.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+SCALE ?= quick
+PYTHON ?= python3
+export PIP_CACHE_DIR := $(CURDIR)/.pip-cache
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PYTHONWARNINGS := ignore::DeprecationWarning
+export MPLBACKEND := Agg
+
+.PHONY: install course test check-sync docs clean-venv
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	@touch $@
+
+## make course [SCALE=smoke|quick|full]: run every stage notebook with papermill, write runs/course_<ts>/REPORT.md
+course: install
+	$(BIN)/wm-course --scale $(SCALE)
+
+## make test: notebooks and library in sync, notebooks clean, every notebook at smoke scale, pytest
+test: install check-sync
+	$(BIN)/nbdev-test --n-workers 2 --timing
+	$(BIN)/python -m pytest -q
+
+check-sync: install
+	PATH=$(BIN):$$PATH $(BIN)/python tools/check_sync.py
+
+## make docs: the Quarto site where Quarto is installed; otherwise the docs preprocessing only
+docs: install
+	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev-docs; \
+	else echo "quarto is not installed here: running nbdev-proc-nbs only (install Quarto to build the site)"; $(BIN)/nbdev-proc-nbs; fi
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,49 @@
+"Tests of the course runner `wm-course`: the real notebooks at smoke scale, and a failing stage."
+import json, subprocess, sys
+from pathlib import Path
+import nbformat
+from nbformat.v4 import new_notebook, new_code_cell
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def wm_course(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-c", "from worldmodels_nb.course import main; main()", *args],
+                          capture_output=True, text=True, cwd=cwd)
+
+def make_nb(path, body):
+    nb = new_notebook(cells=[new_code_cell('scale = "smoke"\nout_dir = "."', metadata={"tags": ["parameters"]}),
+                             new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+def test_failing_stage_is_reported_and_the_runner_goes_on(tmp_path):
+    nbs = tmp_path/"nbs"; nbs.mkdir()
+    ok = 'from worldmodels_nb.core import save_summary\nsave_summary(out_dir, "{0}", {{"answer": 42, "scale": scale}})'
+    make_nb(nbs/"00_first.ipynb", ok.format("first"))
+    make_nb(nbs/"01_broken.ipynb", 'raise ValueError("boom: the data folder is missing")')
+    make_nb(nbs/"02_after.ipynb", ok.format("after"))
+    make_nb(nbs/"90_tooling.ipynb", 'raise SystemExit("tooling notebooks are not stages")')
+    res = wm_course("--scale", "smoke", "--nbs", str(nbs), "--out", str(tmp_path/"out"))
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "FAILED stages: 01_broken" in res.stdout
+    report = next((tmp_path/"out").glob("course_*/REPORT.md")).read_text()
+    assert "| 00_first | ok |" in report and "| 01_broken | **FAILED** |" in report and "| 02_after | ok |" in report
+    assert "ValueError: boom: the data folder is missing" in report
+    assert "| answer | 42 |" in report and "| scale | smoke |" in report and "90_tooling" not in report
+    assert len(list((tmp_path/"out").glob("course_*/*.ipynb"))) == 3  # executed notebooks, failed one included
+
+def test_bad_arguments_fail_with_one_line(tmp_path):
+    res = wm_course("--scale", "smoke", "--only", "zz", "--out", str(tmp_path))
+    assert res.returncode != 0 and "wm-course: no stage notebook matches ['zz']" in res.stderr
+    res = wm_course("--scale", "huge")
+    assert res.returncode != 0 and "invalid choice: 'huge'" in res.stderr
+
+def test_course_smoke_on_the_real_notebooks(tmp_path):
+    res = wm_course("--scale", "smoke", "--out", str(tmp_path))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    course = next(tmp_path.glob("course_*"))
+    report = (course/"REPORT.md").read_text()
+    stages = sorted(p.stem for p in (ROOT/"nbs").glob("[0-8][0-9]_*.ipynb"))
+    for s in stages: assert f"| {s} | ok |" in report
+    core = json.loads((course/"00_core"/"summary_core.json").read_text())
+    assert core["figures"]["training steps"] > 0
