@@ -23,5 +23,7 @@ for cmd, what, fix in [(['nbdev-export'], 'library out of sync with notebooks', 
         print(f'check-sync: {what}: {", ".join(ch)} (they were rewritten now: run `{fix}` before committing)')
 if subprocess.run([sys.executable, 'tools/readme.py', '--check']).returncode:
     bad = True
+if subprocess.run([sys.executable, 'tools/lint_nbs.py']).returncode:
+    bad = True
 if bad: sys.exit(1)
 print('check-sync: library in sync with notebooks; notebooks clean')

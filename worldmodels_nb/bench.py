@@ -8,7 +8,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/bench.html.md"""
 __all__ = ['BENCHES', 'BENCH_ARGS', 'register', 'rate', 'raw_procgen_rate', 'naive_sample', 'loader_rates', 'bench_data',
            'format_results', 'main']
 
-# %% ../nbs/92_bench.ipynb #6dbe0473
+# %% ../nbs/92_bench.ipynb #6b664e5e
 import argparse, json, sys, tempfile, time
 from pathlib import Path
 from typing import Callable
@@ -19,7 +19,7 @@ import torch
 from .core import atomic_write_text
 from .data import EpisodeDataset, collect
 
-# %% ../nbs/92_bench.ipynb #d114ac41
+# %% ../nbs/92_bench.ipynb #ddfb9732
 BENCHES: dict[str, Callable[..., dict]] = {}  # name -> benchmark function (keyword arguments -> dict of results)
 BENCH_ARGS: dict[str, Callable] = {}  # name -> function adding its command-line options to an argparse parser
 
@@ -37,7 +37,7 @@ def rate(fn: Callable[[int], object], seconds: float, per_call: int) -> float:
     while (dt := time.perf_counter() - t0) < seconds: fn(n + 1); n += 1
     return n * per_call / dt
 
-# %% ../nbs/92_bench.ipynb #829d9f75
+# %% ../nbs/92_bench.ipynb #5ade1cb5
 def raw_procgen_rate(num_envs: int = 32, seconds: float = 2.0, game: str = "coinrun") -> float:
     "Steps/s of a native `ProcgenGym3Env` under random actions, storing nothing."
     import os
@@ -49,7 +49,7 @@ def raw_procgen_rate(num_envs: int = 32, seconds: float = 2.0, game: str = "coin
         env.act(rng.integers(0, 15, num_envs, dtype=np.int32)); env.observe()
     return rate(step, seconds, num_envs)
 
-# %% ../nbs/92_bench.ipynb #bde6796b
+# %% ../nbs/92_bench.ipynb #d7341dc6
 def naive_sample(ds: EpisodeDataset, batch_size: int, T: int, rng: np.random.Generator) -> dict:
     "A clip batch built one sample at a time, as `Dataset.__getitem__` + `default_collate` do (the slow reference)."
     from torch.utils.data import default_collate
@@ -73,7 +73,7 @@ def loader_rates(ds: EpisodeDataset, seconds: float = 2.0, batch_size: int = 128
     finally: torch.set_num_threads(threads)
     return dict(sample_samples_per_s=fast, sample_float_samples_per_s=fast_f, naive_samples_per_s=naive, sample_speedup=fast / naive)
 
-# %% ../nbs/92_bench.ipynb #18c7b961
+# %% ../nbs/92_bench.ipynb #2fa5a8e0
 def _warm(ds: EpisodeDataset):
     for a in ds._arrays: np.asarray(a["frames"]).max()  # page every frame in
 
@@ -95,7 +95,7 @@ def bench_data(seconds: float = 2.0, num_envs: int = 32, collect_steps: int = 65
     return dict(env="procgen:coinrun", num_envs=num_envs, raw_env_steps_per_s=raw, collect_steps_per_s=coll,
                 collect_vs_raw=coll / raw, collect_steps=collect_steps, sample_batch_size=batch_size, sample_T=T, **loaders)
 
-# %% ../nbs/92_bench.ipynb #02ae7d3b
+# %% ../nbs/92_bench.ipynb #81d1523d
 def format_results(name: str, r: dict) -> str:
     "A results dict as aligned `key  value` lines."
     w = max(map(len, r))

@@ -11,7 +11,7 @@ __all__ = ['FORMAT', 'FIELDS', 'LAYOUT_KEYS', 'HELDOUT_START', 'DatasetError', '
            'RestrictedUnpickler', 'safe_load_pickle', 'parse_norm_stats', 'import_factr_buffer', 'inspect_dataset',
            'contact_sheet', 'collect_main', 'inspect_main']
 
-# %% ../nbs/02_data.ipynb #646d019c
+# %% ../nbs/02_data.ipynb #4dab53b9
 import argparse, contextlib, hashlib, json, math, pickle, sys, time, warnings
 from pathlib import Path
 from typing import Callable, Iterator
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .core import ConfigError, atomic_path, atomic_write_text
 
-# %% ../nbs/02_data.ipynb #8787a113
+# %% ../nbs/02_data.ipynb #5cd7171f
 FORMAT = "worldmodels_nb.data/1"
 FIELDS = ("frames", "actions", "rewards", "done", "truncated")
 
@@ -40,7 +40,7 @@ def space_info(space) -> dict:
     bound = lambda x: x.tolist() if np.isfinite(x).all() and x.size <= 64 else None
     return dict(kind="box", shape=list(space.shape), dtype=str(np.dtype(space.dtype)), low=bound(lo), high=bound(hi))
 
-# %% ../nbs/02_data.ipynb #38b544d8
+# %% ../nbs/02_data.ipynb #aa3b9dce
 def read_manifest(path) -> dict | None:
     "The manifest of dataset folder `path`, or None when there is none."
     p = Path(path)/"manifest.json"
@@ -56,7 +56,7 @@ def write_manifest(path, m: dict) -> Path:
     m["total_episodes"] = int(sum(s["episodes"] for s in m["shards"]))
     return atomic_write_text(Path(path)/"manifest.json", json.dumps(m, indent=1))
 
-# %% ../nbs/02_data.ipynb #9df8982c
+# %% ../nbs/02_data.ipynb #c2f210fa
 def _moments(x: np.ndarray) -> dict:
     x = x.astype(np.float64).reshape(len(x), -1)
     return dict(n=len(x), sum=x.sum(0).tolist(), sumsq=(x**2).sum(0).tolist())
@@ -86,7 +86,7 @@ def write_shard(path, m: dict, data: dict, **extra) -> dict:
         with atomic_path(shard_file(path, len(m["shards"]), f)) as tmp, open(tmp, "wb") as fh: np.save(fh, data[f])
     return add_shard(path, m, data, **extra)
 
-# %% ../nbs/02_data.ipynb #ee7e56ae
+# %% ../nbs/02_data.ipynb #6444e6e1
 def shard_seed(seed: int, shard_id: int) -> int:
     "The environment / policy seed of shard `shard_id` of a collection seeded `seed`."
     return int(np.random.SeedSequence([int(seed), int(shard_id)]).generate_state(1)[0] % 2**31)
@@ -115,7 +115,7 @@ def run_vec_env(venv, policy, steps_per_env: int, progress=None, alloc: Callable
     buf["truncated"][:, -1] |= ~buf["done"][:, -1]; buf["done"][:, -1] = True  # the budget ends every open episode
     return flat  # env-major: (N*S, ...)
 
-# %% ../nbs/02_data.ipynb #5450e451
+# %% ../nbs/02_data.ipynb #ae08ef73
 def _is_procgen(env_id: str) -> bool: return str(env_id).startswith("procgen:")
 
 def _settings(env_id, policy, levels, seed, shard_size, max_episode_steps, num_envs, env_kwargs, policy_kwargs) -> dict:
@@ -141,7 +141,7 @@ def _check_folder(out: Path, settings: dict) -> dict | None:
             if p.name.endswith(".tmp") or (p.name.startswith("shard_") and p.name not in keep): p.unlink()
     return m
 
-# %% ../nbs/02_data.ipynb #0262f4f9
+# %% ../nbs/02_data.ipynb #f23e9845
 def _new_manifest(settings, venv, steps) -> dict:
     return dict(format=FORMAT, env_id=settings["env_id"], env_kwargs=getattr(venv, "kwargs", {}), settings=settings,
                 observation_space=space_info(venv.single_observation_space), action_space=space_info(venv.single_action_space),
@@ -209,7 +209,7 @@ def collect(env_id: str, steps: int, out, policy="random", levels: str | None = 
     if m["target_steps"] < steps: m["target_steps"] = int(steps); write_manifest(out, m)
     return out
 
-# %% ../nbs/02_data.ipynb #fd180f35
+# %% ../nbs/02_data.ipynb #d2307e91
 HELDOUT_START = 100_000  # first Procgen level of held-out ranges
 
 def heldout_kwargs(env_id: str, train_levels: str | None = None, seed: int = 0) -> dict:
@@ -221,11 +221,11 @@ def heldout_kwargs(env_id: str, train_levels: str | None = None, seed: int = 0) 
     if n == 0 or start + n > HELDOUT_START: raise DatasetError(f"training levels {train_levels} must be finite and below {HELDOUT_START} to leave a disjoint held-out range")
     return dict(levels=f"{HELDOUT_START}:{HELDOUT_START + n}", seed=seed + 1_000_003)
 
-def ensure_dataset(env_id: str, steps: int, out, **kw) -> "EpisodeDataset":
+def ensure_dataset(env_id: str, steps: int, out, **kw):
     "Open dataset `out`, collecting first whatever of `steps` is missing (`kw` as for `collect`)."
     return EpisodeDataset(collect(env_id, steps, out, **kw))  # checks the folder's settings; collects nothing when complete
 
-# %% ../nbs/02_data.ipynb #a060998c
+# %% ../nbs/02_data.ipynb #a13e7851
 def _open_shards(path: Path, m: dict) -> list[dict]:
     "Memory-map every field of every shard, checking its length against the manifest."
     arrays = []
@@ -247,7 +247,7 @@ def valid_starts(ep_start: np.ndarray, ep_len: np.ndarray, T: int) -> np.ndarray
     first = np.repeat(ep_start, n)
     return first + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
 
-# %% ../nbs/02_data.ipynb #16bdc8c1
+# %% ../nbs/02_data.ipynb #6430e692
 class EpisodeDataset:
     "An episode-contiguous dataset folder, memory-mapped; samples clips that never cross an episode."
     def __init__(self, path, episodes=None):
@@ -287,7 +287,7 @@ class EpisodeDataset:
     def __setstate__(self, st): self.__dict__.update(st); self._arrays = _open_shards(self.path, self.manifest)
     def __repr__(self): return f"EpisodeDataset({str(self.path)!r}: {self.num_episodes} episodes, {self.num_steps} steps, obs {self.obs_shape})"
 
-# %% ../nbs/02_data.ipynb #9b7d6e6f
+# %% ../nbs/02_data.ipynb #172b58c6
 def _gather(self: EpisodeDataset, idx: np.ndarray) -> dict:
     "Clip batch (torch tensors) for global row indices `idx` of shape (B, T)."
     sh = np.searchsorted(self._offsets, idx[:, 0], side="right") - 1  # (B,) shard of each clip
@@ -316,7 +316,7 @@ def _valid(self: EpisodeDataset, T: int) -> np.ndarray:
 
 EpisodeDataset._gather, EpisodeDataset._valid = _gather, _valid
 
-# %% ../nbs/02_data.ipynb #8800a206
+# %% ../nbs/02_data.ipynb #885dd8bc
 def _rng(generator) -> np.random.Generator:
     return generator if isinstance(generator, np.random.Generator) else np.random.default_rng(generator)
 
@@ -356,7 +356,7 @@ def episode(self: EpisodeDataset, i: int) -> dict:
 
 for _f in (sample, sampler, clips, split, episode): setattr(EpisodeDataset, _f.__name__, _f)
 
-# %% ../nbs/02_data.ipynb #08ebc17f
+# %% ../nbs/02_data.ipynb #4ac2f90a
 _NUMPY_OK = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
              ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
 _BUILTINS_OK = {"list", "dict", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes", "bytearray", "slice", "range"}
@@ -376,7 +376,7 @@ def safe_load_pickle(path):
         try: return RestrictedUnpickler(f, Path(path).name).load()
         except (pickle.UnpicklingError, EOFError) as e: raise DatasetError(f"{path} is not a readable pickle ({e}); is the file complete?") from None
 
-# %% ../nbs/02_data.ipynb #0b59cf16
+# %% ../nbs/02_data.ipynb #4bf37d21
 def _mean_std(d, keys, where) -> dict:
     if "mean" in d and "std" in d: return dict(mean=np.ravel(d["mean"]).astype(float).tolist(), std=np.ravel(d["std"]).astype(float).tolist())
     parts = [d[k] for k in keys if isinstance(d.get(k), dict)]
@@ -397,7 +397,7 @@ def parse_norm_stats(cfg: dict, where: str = "rollout_config") -> dict:
     if not out: raise DatasetError(f"{where}: no normalisation statistics found (expected obs/action entries with mean and std)")
     return out
 
-# %% ../nbs/02_data.ipynb #bd05da25
+# %% ../nbs/02_data.ipynb #4979e2b8
 def _factr_episode(traj, i: int, where: str) -> dict:
     "One FACTR trajectory as the rows of one episode."
     if not isinstance(traj, (list, tuple)) or not traj or not all(isinstance(s, (list, tuple)) and len(s) in (3, 4) for s in traj):
@@ -410,7 +410,7 @@ def _factr_episode(traj, i: int, where: str) -> dict:
     done[-1], trunc[-1] = True, not (len(traj[-1]) == 4 and bool(traj[-1][3]))  # a 4th entry True marks a real terminal
     return dict(frames=obs, actions=act, rewards=np.asarray([s[2] for s in traj], np.float32), done=done, truncated=trunc)
 
-# %% ../nbs/02_data.ipynb #a28f9679
+# %% ../nbs/02_data.ipynb #0b75d10c
 def import_factr_buffer(buf_path, out, rollout_config=None, normalize: bool = False, shard_size: int = 50_000) -> Path:
     "Import a FACTR `buf.pkl` (list of trajectories of (obs_dict, action, reward)) as a dataset at `out`."
     import yaml
@@ -450,7 +450,7 @@ def import_factr_buffer(buf_path, out, rollout_config=None, normalize: bool = Fa
     m["target_steps"] = m["total_steps"]; write_manifest(out, m)
     return out
 
-# %% ../nbs/02_data.ipynb #fc407ec3
+# %% ../nbs/02_data.ipynb #33f8ab81
 def inspect_dataset(path) -> dict:
     "Counts, histograms and problems of dataset `path` (raises DatasetError when it cannot be opened)."
     ds = EpisodeDataset(path)
@@ -477,7 +477,7 @@ def inspect_dataset(path) -> dict:
     if ds.manifest.get("total_steps") != ds.num_steps: r["problems"].append("manifest totals disagree with the shards")
     return r
 
-# %% ../nbs/02_data.ipynb #767b36c7
+# %% ../nbs/02_data.ipynb #1484e01e
 def _print_report(r: dict):
     print(f"{r['path']}: {r['env_id']}, {r['episodes']} episodes, {r['steps']} steps in {r['shards']} shards ({r['truncated_episodes']} truncated)")
     if r["length"]: print(f"episode length: min {r['length']['min']}, mean {r['length']['mean']:.1f}, max {r['length']['max']}")
@@ -512,7 +512,7 @@ def contact_sheet(ds: EpisodeDataset, path, rows: int = 6, cols: int = 8, seed: 
     plt.close(fig)
     return Path(path)
 
-# %% ../nbs/02_data.ipynb #60b31cda
+# %% ../nbs/02_data.ipynb #25adf2de
 def _fail(msg: str) -> int:
     print(f"error: {msg}", file=sys.stderr); return 2
 
@@ -553,7 +553,7 @@ def collect_main(argv=None) -> int:
     print(f"{out}: {m['total_steps']} steps, {m['total_episodes']} episodes in {len(m['shards'])} shards")
     return 0
 
-# %% ../nbs/02_data.ipynb #59d1f528
+# %% ../nbs/02_data.ipynb #45c172ef
 def inspect_main(argv=None) -> int:
     "Entry point of `wm-inspect`."
     p = argparse.ArgumentParser(prog="wm-inspect", description="Summarise a dataset folder and draw a contact sheet.")

@@ -10,7 +10,7 @@ __all__ = ['PROCGEN_GAMES', 'ENV_FAMILIES', 'PROCGEN_MODES', 'PROCGEN_OPTIONS', 
            'ProcgenVecEnv', 'ProcgenEnv', 'make_env', 'GymVecEnv', 'make_vec_env', 'Policy', 'RandomPolicy',
            'StickyPolicy', 'BrownianPolicy', 'make_policy']
 
-# %% ../nbs/01_envs.ipynb #8b706660
+# %% ../nbs/01_envs.ipynb #31352ab1
 import os, time
 from functools import partial
 
@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-# %% ../nbs/01_envs.ipynb #43fd26e3
+# %% ../nbs/01_envs.ipynb #584a98a1
 PROCGEN_GAMES = ("bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball", "fruitbot",
                  "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder", "starpilot")
 ENV_FAMILIES = {
@@ -55,7 +55,7 @@ def env_family(env_id: str) -> str:
     if str(spec.entry_point).startswith("gymnasium.envs.mujoco"): return "mujoco"
     raise _unknown(env_id)
 
-# %% ../nbs/01_envs.ipynb #90662e19
+# %% ../nbs/01_envs.ipynb #ac13cfa1
 PROCGEN_MODES = {g: ("easy", "hard") for g in PROCGEN_GAMES} | {
     "caveflyer": ("easy", "hard", "memory", "exploration"), "chaser": ("easy", "hard", "extreme"),
     "climber": ("easy", "hard", "exploration"), "coinrun": ("easy", "hard", "exploration"),
@@ -82,7 +82,7 @@ def procgen_options(game: str, num_levels: int = 0, start_level: int = 0, distri
     if distribution_mode != "exploration": opts |= dict(num_levels=int(num_levels), start_level=int(start_level))
     return opts
 
-# %% ../nbs/01_envs.ipynb #4c9d0f60
+# %% ../nbs/01_envs.ipynb #faaae465
 def parse_levels(spec: str) -> tuple[int, int]:
     "`'START:END'` → `(start_level, num_levels)` for procgen; `'0:500'` → `(0, 500)`."
     try: start, end = (int(x) for x in str(spec).split(":"))
@@ -91,7 +91,7 @@ def parse_levels(spec: str) -> tuple[int, int]:
         raise ValueError(f"bad level range {spec!r}: expected START:END with 0 <= START < END, e.g. 0:500")
     return start, end - start
 
-# %% ../nbs/01_envs.ipynb #1d8d7a16
+# %% ../nbs/01_envs.ipynb #e42711f8
 def frame_space(size: int, grayscale: bool = False) -> spaces.Box:
     "The observation space of a preprocessed frame."
     return spaces.Box(0, 255, (size, size, 1 if grayscale else 3), np.uint8)
@@ -118,7 +118,7 @@ class StateObs(gym.ObservationWrapper):
         self.observation_space = spaces.Box(s.low.astype(np.float32), s.high.astype(np.float32), s.shape, np.float32)
     def observation(self, obs): return np.asarray(obs, dtype=np.float32)
 
-# %% ../nbs/01_envs.ipynb #f1def18b
+# %% ../nbs/01_envs.ipynb #78117dea
 def _procgen_env(num: int, opts: dict, seed: int, num_threads: int = 0):
     from procgen import ProcgenGym3Env  # prints gym's "unmaintained" banner once
     return ProcgenGym3Env(num=num, rand_seed=int(seed), num_threads=num_threads, **opts)
@@ -167,7 +167,7 @@ class ProcgenVecEnv(VecEnv):
         else: term, trunc = np.zeros(self.num_envs, bool), np.zeros(self.num_envs, bool)
         return self._frames(ob["rgb"]), rew.astype(np.float32), term, trunc, {"first": first}
 
-# %% ../nbs/01_envs.ipynb #05b80c72
+# %% ../nbs/01_envs.ipynb #98fac6f2
 class ProcgenEnv(gym.Env):
     "One procgen game as a Gymnasium env on the native gym3 API (no gym/shimmy bridge)."
     metadata = {"render_modes": []}
@@ -186,7 +186,7 @@ class ProcgenEnv(gym.Env):
         self._obs, self._at_start = obs[0], bool(info["first"][0])
         return obs[0], float(r[0]), bool(term[0]), bool(trunc[0]), {"first": self._at_start}
 
-# %% ../nbs/01_envs.ipynb #63341a9a
+# %% ../nbs/01_envs.ipynb #0e98d4d3
 def make_env(env_id: str, size: int = 64, grayscale: bool = False, max_episode_steps: int | None = None, **kwargs) -> gym.Env:
     "A Gymnasium env for any supported id: uint8 (size, size, 3|1) frames, or float32 (D,) states for MuJoCo."
     family = env_family(env_id)
@@ -195,7 +195,7 @@ def make_env(env_id: str, size: int = 64, grayscale: bool = False, max_episode_s
     if family == "mujoco": return StateObs(env)
     return FrameObs(env, size, grayscale, key="screen" if family == "vizdoom" else None)
 
-# %% ../nbs/01_envs.ipynb #b9f07ec1
+# %% ../nbs/01_envs.ipynb #5775ee85
 class GymVecEnv(VecEnv):
     "Gymnasium vector env (Async when num_envs > 1) over `make_env`, auto-resetting in the same step."
     def __init__(self, env_id: str, num_envs: int, seed: int = 0, **make_kw):
@@ -224,7 +224,7 @@ def make_vec_env(env_id: str, num_envs: int, seed: int = 0, size: int = 64, gray
         return ProcgenVecEnv(env_id[8:], num_envs, seed, size, grayscale, max_episode_steps, **kwargs)
     return GymVecEnv(env_id, num_envs, seed, size=size, grayscale=grayscale, max_episode_steps=max_episode_steps, **kwargs)
 
-# %% ../nbs/01_envs.ipynb #7ab481a2
+# %% ../nbs/01_envs.ipynb #c11775e8
 class Policy:
     "A batched data-collection policy over `action_space`; `reset(mask)` restarts the envs that began a new episode."
     def __init__(self, action_space: spaces.Space, num_envs: int, seed: int = 0):
