@@ -222,3 +222,20 @@ def test_vae_option():
     with torch.no_grad(): assert m.imagine(m.observe(b["frames"][:, :2], b["actions"][:, :1]), b["actions"][:, 1:5]).shape == (2, 4, 3)
     assert m.encoder[0].in_features == 2 and m.decoder[-1].out_features == 2  # the RSSM works on the 2-d VAE latent
     with pytest.raises(ConfigError, match="vae_latent=0 for pixels"): RSSMWorldModel(tiny(pixels=True, vae_latent=2))
+
+
+def test_wm_train_rssm_and_wm_eval_end_to_end(tmp_path):
+    "wm-train rssm collects a small HalfCheetah dataset, trains at smoke scale; wm-eval rebuilds it from the checkpoint."
+    import json, subprocess, sys
+    code = "import sys; from worldmodels_nb.cli import train_main, eval_main; sys.exit({}(sys.argv[1:]))"
+    run = lambda fn, *a: subprocess.run([sys.executable, "-c", code.format(fn), *a], capture_output=True, text=True)
+    data = tmp_path/"cheetah"
+    r = run("train_main", "rssm", "--scale", "smoke", "--data", str(data), "--out", str(tmp_path/"runs"), "data_steps=3000", "train.max_steps=4")
+    assert r.returncode == 0, r.stderr[-3000:]
+    ckpt = next((tmp_path/"runs").glob("*_rssm_*/checkpoints/best.pt"))
+    r = run("eval_main", "--checkpoint", str(ckpt), "--data", str(data), "--horizon", "5", "--max-clips", "32", "--out", str(tmp_path/"eval"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    ev = json.loads(next((tmp_path/"eval").glob("*_eval_*/eval.json")).read_text())
+    assert ev["model"]["kind"] == "state" and len(ev["model"]["mse"]) == 5 and len(ev["copy-last-frame"]["mse"]) == 5
+    r = run("train_main", "rssm", "--scale", "smoke", "--data", str(tmp_path/"nope"), "model.stochh=3")
+    assert r.returncode != 0 and "unknown config key 'model.stochh'" in r.stderr

@@ -8,9 +8,9 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/rssm.html.md"""
 __all__ = ['RSSMModelConfig', 'RSSMConfig', 'gaussian_stats', 'categorical_stats', 'sample_latent', 'kl_divergence', 'kl_loss',
            'mlp', 'stack_states', 'RSSM', 'conv_encoder', 'conv_decoder', 'windows', 'MLPVAE', 'RSSMWorldModel',
            'LinearDynamics', 'open_loop_mse', 'posterior_mse', 'dream_mse', 'plot_open_loop', 'plot_dim_errors',
-           'plot_sequence']
+           'plot_sequence', 'train_cli']
 
-# %% ../nbs/08_rssm.ipynb #49271b9e
+# %% ../nbs/08_rssm.ipynb #e90e95e0
 import math
 from dataclasses import dataclass, field
 
@@ -22,7 +22,7 @@ from torch import nn
 from .core import ConfigError, TrainConfig
 from .metrics import CopyLastFrame
 
-# %% ../nbs/08_rssm.ipynb #07b4a702
+# %% ../nbs/08_rssm.ipynb #572692e0
 @dataclass
 class RSSMModelConfig:
     "Sizes and loss weights of `RSSMWorldModel`."
@@ -63,6 +63,7 @@ class RSSMConfig:
     horizon: int = 50  # open-loop steps evaluated
     model: RSSMModelConfig = field(default_factory=RSSMModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    def build_model(self): return RSSMWorldModel(self.model)  # normalisation stats come back with the checkpoint's buffers
     @classmethod
     def smoke(cls): return cls(4000, 2000, "random", 16, 4, 8, RSSMModelConfig(stoch=8, deter=32, hidden=32, embed=32, groups=4, classes=4, kl_warmup=10),
                                TrainConfig(max_steps=20, batch_size=8, lr=1e-3, log_every=5, val_every=10, val_batches=2, ckpt_every=10))
@@ -73,7 +74,7 @@ class RSSMConfig:
     def full(cls): return cls(1_000_000, 50_000, "random", 45, 10, 50, RSSMModelConfig.factr(),
                               TrainConfig(max_steps=100_000, batch_size=128, lr=3e-4, log_every=100, val_every=2000, val_batches=16, ckpt_every=2000))
 
-# %% ../nbs/08_rssm.ipynb #97823733
+# %% ../nbs/08_rssm.ipynb #0e2b744d
 def gaussian_stats(x, min_std: float = 0.1) -> dict:
     "Mean and std of a Gaussian from a network output (..., 2S)."
     mu, raw = x.chunk(2, -1)
@@ -92,7 +93,7 @@ def sample_latent(st: dict, sample: bool = True):
     onehot = F.one_hot(idx, probs.shape[-1]).to(probs)  # (..., G, K)
     return (onehot + probs - probs.detach()).flatten(-2)  # (..., G*K)
 
-# %% ../nbs/08_rssm.ipynb #aadd56c6
+# %% ../nbs/08_rssm.ipynb #d577baa5
 def kl_divergence(q: dict, p: dict):
     "KL(q || p) per row (...,) for Gaussian ({mu, std}) or categorical ({probs}) stats."
     if "mu" in q:
@@ -107,7 +108,7 @@ def kl_loss(q: dict, p: dict, alpha: float = 0.8, free_nats: float = 1.0):
     loss = alpha * prior_term.clamp(min=free_nats) + (1 - alpha) * post_term.clamp(min=free_nats)
     return loss, kl_divergence(q, p).mean().detach()
 
-# %% ../nbs/08_rssm.ipynb #c93f5587
+# %% ../nbs/08_rssm.ipynb #9250ca08
 def mlp(i: int, o: int, hidden: int, layers: int = 2) -> nn.Sequential:
     "`layers` Linear-LayerNorm-SiLU blocks, then a linear output."
     mods, d = [], i
@@ -118,7 +119,7 @@ def stack_states(states: list[dict]) -> dict:
     "A list of T state dicts (B, ...) as one dict of (B, T, ...)."
     return {k: torch.stack([s[k] for s in states], 1) for k in states[0]}
 
-# %% ../nbs/08_rssm.ipynb #bf1ac7f7
+# %% ../nbs/08_rssm.ipynb #02f24711
 class RSSM(nn.Module):
     "h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}]); prior p(z_t | h_t); posterior q(z_t | h_t, e_t)."
     def __init__(self, c: RSSMModelConfig, embed: int):
@@ -167,7 +168,7 @@ class RSSM(nn.Module):
         for t in range(actions.shape[1]): state = self.img_step(state, actions[:, t], sample); states.append(state)
         return stack_states(states)
 
-# %% ../nbs/08_rssm.ipynb #341c1f18
+# %% ../nbs/08_rssm.ipynb #439ce536
 def conv_encoder(C: int, d: int) -> nn.Sequential:
     "(N, C, 64, 64) -> (N, 8d*4*4)."
     layers, i = [], C
@@ -186,7 +187,7 @@ def windows(x, w: int):
     xp = torch.cat([x[:, :1].expand(-1, w - 1, -1), x], 1)  # (B, T+w-1, D)
     return xp.unfold(1, w, 1).transpose(-1, -2).flatten(-2)  # (B, T, w*D)
 
-# %% ../nbs/08_rssm.ipynb #c3c22a5b
+# %% ../nbs/08_rssm.ipynb #5fafdc69
 class MLPVAE(nn.Module):
     "An MLP VAE of low-dim observations: x (..., D) -> (mu, logvar) (..., Z) -> x."
     def __init__(self, D: int, Z: int, hidden: int): super().__init__(); self.enc, self.dec = mlp(D, 2 * Z, hidden), mlp(Z, D, hidden)
@@ -197,7 +198,7 @@ class MLPVAE(nn.Module):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         return ((self.dec(z) - x) ** 2).sum(-1).mean(), (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).sum(-1).mean()
 
-# %% ../nbs/08_rssm.ipynb #faf22e09
+# %% ../nbs/08_rssm.ipynb #a1a6eb70
 class RSSMWorldModel(nn.Module):
     "Encoder + RSSM + decoder (+ reward / continue heads): `loss` for `fit`, `observe` / `imagine` for evaluation."
     def __init__(self, c: RSSMModelConfig, norm_stats: dict | None = None):
@@ -309,7 +310,7 @@ class RSSMWorldModel(nn.Module):
         prev = torch.cat([a.new_zeros(a.shape[0], 1, a.shape[-1]), a[:, :-1]], 1)  # (B, T, A)
         return self.outputs(self.decode(self.rssm.imagine(self.rssm.initial(a.shape[0]), prev, sample=False)))
 
-# %% ../nbs/08_rssm.ipynb #1542dbe0
+# %% ../nbs/08_rssm.ipynb #912ab9a7
 class LinearDynamics(nn.Module):
     "Baseline: s_{t+1} = W [s_t, a_t, 1], fitted by least squares; speaks observe / imagine."
     def __init__(self): super().__init__(); self.register_buffer("W", torch.zeros(0))
@@ -334,7 +335,7 @@ class LinearDynamics(nn.Module):
             preds.append(s)
         return torch.stack(preds, 1)  # (B, H, D)
 
-# %% ../nbs/08_rssm.ipynb #d4ea5dd0
+# %% ../nbs/08_rssm.ipynb #32acd2bd
 def _eval(model):
     flag = model.training if isinstance(model, nn.Module) else None
     if flag is not None: model.eval()
@@ -374,7 +375,7 @@ def dream_mse(model, clips, std=None):
     if flag is not None: model.train(flag)
     return torch.cat(errs).mean(0)
 
-# %% ../nbs/08_rssm.ipynb #bebbf451
+# %% ../nbs/08_rssm.ipynb #db3f9331
 def plot_open_loop(curves: dict, ax=None, title: str = "open-loop prediction error"):
     "Mean-over-dimensions error vs horizon for each model in `curves` ({name: (H, D)})."
     ax = ax or plt.subplots(figsize=(6, 3.5))[1]
@@ -410,3 +411,33 @@ def plot_sequence(model, clip: dict, dims=(0, 3, 5), context: int = 10, row: int
         ax.set(title=f"dim {d}", xlabel="t")
     axs[0, 0].legend(fontsize=8); fig.tight_layout()
     return fig
+
+# %% ../nbs/08_rssm.ipynb #b04c7236
+def train_cli(argv=None):
+    "wm-train rssm [--data DIR | --buffer buf.pkl] [--env ID] [--scale quick] [--out runs] [--resume RUN] [key=value ...]"
+    import argparse
+    from pathlib import Path
+    from worldmodels_nb.core import SCALES, apply_overrides, preset, fit, make_run_dir, seed_everything, slug
+    from worldmodels_nb.data import EpisodeDataset, ensure_dataset, import_factr_buffer, read_manifest
+    p = argparse.ArgumentParser(prog="wm-train rssm", description="Train the RSSM world model on low-dimensional states.")
+    p.add_argument("--data", help="dataset folder (used if it exists; else collected or imported there)")
+    p.add_argument("--buffer", help="a FACTR buf.pkl to import"); p.add_argument("--rollout-config", help="its normalisation stats")
+    p.add_argument("--env", default="HalfCheetah-v5"); p.add_argument("--scale", default="quick", choices=SCALES)
+    p.add_argument("--out", default="runs"); p.add_argument("--resume", help="run folder to resume")
+    p.add_argument("overrides", nargs="*", help="config overrides such as train.max_steps=2000")
+    a = p.parse_args(argv)
+    cfg = apply_overrides(preset(RSSMConfig, a.scale), a.overrides)
+    if a.buffer: ds = EpisodeDataset(import_factr_buffer(a.buffer, a.data or f"data/factr-{Path(a.buffer).stem}", rollout_config=a.rollout_config))
+    elif a.data and read_manifest(a.data): ds = EpisodeDataset(a.data)
+    else: ds = ensure_dataset(a.env, cfg.data_steps, a.data or f"data/rssm_{slug(a.env)}_{cfg.policy}_{cfg.data_steps}", policy=cfg.policy, seed=0)
+    if ds.is_pixel: raise ValueError(f"{ds.path} holds frames; wm-train rssm trains on low-dimensional states (use a MuJoCo env or a FACTR buffer)")
+    sp = ds.action_space
+    cfg.model.obs_dim, cfg.model.act_dim = ds.obs_shape[0], (sp["n"] if sp["kind"] == "discrete" else sp["shape"][0])
+    train_ds, val_ds = ds.split(0.1, seed=0)
+    seed_everything(cfg.train.seed)
+    model = RSSMWorldModel(cfg.model, norm_stats=ds.norm_stats)
+    run = Path(a.resume) if a.resume else make_run_dir("rssm", ds.manifest.get("env_id", "data"), a.out)
+    val = list(val_ds.clips(cfg.seq_len, max_clips=cfg.train.val_batches * cfg.train.batch_size, batch_size=cfg.train.batch_size))
+    res = fit(model, train_ds.sampler(cfg.train.batch_size, cfg.seq_len, seed=cfg.train.seed), cfg.train, run, val_data=val or None, config=cfg)
+    print(f"trained {res.step} steps -> {run} (best {cfg.train.monitor} {res.best:.5g})")
+    return run
