@@ -63,9 +63,9 @@ def test_wm_train_and_wm_eval_end_to_end(tmp_path):
     res = cli("eval", "--checkpoint", str(run/"checkpoints"/"best.pt"), "--data", str(data), "--horizon", "6", "--max-clips", "16",
               "--out", str(tmp_path/"eval"))
     assert res.returncode == 0, res.stderr[-3000:]
-    ev = json.loads(next((tmp_path/"eval").glob("*_eval_*/eval.json")).read_text())
+    ev = json.loads(next((tmp_path/"eval").glob("*_eval/eval.json")).read_text())
     assert len(ev["model"]["psnr"]) == 6 and len(ev["copy-last-frame"]["psnr"]) == 6 and "controllability" in ev
-    assert next((tmp_path/"eval").glob("*_eval_*/plots/psnr_vs_horizon.png"))
+    assert next((tmp_path/"eval").glob("*_eval/plots/psnr_vs_horizon.png"))
     # resume: the same run folder continues to the new step count
     res = cli("train", "pixel", "--scale", "smoke", "--data", str(data), "--resume", str(run), "train.max_steps=6")
     assert res.returncode == 0, res.stderr[-3000:]

@@ -235,7 +235,7 @@ def test_wm_train_rssm_and_wm_eval_end_to_end(tmp_path):
     ckpt = next((tmp_path/"runs").glob("*_rssm_*/checkpoints/best.pt"))
     r = run("eval_main", "--checkpoint", str(ckpt), "--data", str(data), "--horizon", "5", "--max-clips", "32", "--out", str(tmp_path/"eval"))
     assert r.returncode == 0, r.stderr[-3000:]
-    ev = json.loads(next((tmp_path/"eval").glob("*_eval_*/eval.json")).read_text())
+    ev = json.loads(next((tmp_path/"eval").glob("*_eval/eval.json")).read_text())
     assert ev["model"]["kind"] == "state" and len(ev["model"]["mse"]) == 5 and len(ev["copy-last-frame"]["mse"]) == 5
     r = run("train_main", "rssm", "--scale", "smoke", "--data", str(tmp_path/"nope"), "model.stochh=3")
     assert r.returncode != 0 and "unknown config key 'model.stochh'" in r.stderr

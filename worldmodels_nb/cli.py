@@ -7,7 +7,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/cli.html.md"""
 # %% auto #0
 __all__ = ['FAMILIES', 'train_main', 'check_compatible', 'evaluate_checkpoint', 'eval_main']
 
-# %% ../nbs/91_cli.ipynb #8a653a57
+# %% ../nbs/91_cli.ipynb #eb3d624b
 import argparse, datetime as _dt, importlib, sys
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import torch
 
 from .core import CheckpointError, load_model, make_run_dir, slug, get_device
 
-# %% ../nbs/91_cli.ipynb #023eaea3
+# %% ../nbs/91_cli.ipynb #9cd84de9
 FAMILIES = {"pixel": "worldmodels_nb.pixel:train_cli", "rssm": "worldmodels_nb.rssm:train_cli"}
 
 def train_main(argv=None):
@@ -31,7 +31,7 @@ def train_main(argv=None):
     except (ValueError, FileNotFoundError, CheckpointError) as e: sys.exit(f"wm-train {argv[0]}: {e}")
     return 0
 
-# %% ../nbs/91_cli.ipynb #5be59a3c
+# %% ../nbs/91_cli.ipynb #a11a9072
 def check_compatible(cfg, ds):
     "Raise a one-line ValueError if dataset `ds` does not fit the model config `cfg`."
     m = cfg.model
@@ -44,7 +44,7 @@ def check_compatible(cfg, ds):
     if a["kind"] == "discrete" and n and a["n"] != n:
         raise ValueError(f"dataset has {a['n']} discrete actions but the model was trained with {n}")
 
-# %% ../nbs/91_cli.ipynb #c390ad02
+# %% ../nbs/91_cli.ipynb #d246c07a
 def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None, max_clips=256, train_data=None,
                         num_videos=4, device="cpu"):
     "Score a checkpoint on dataset folder `data` with the rollout protocol; returns the eval run folder."
@@ -65,7 +65,7 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
     res["controllability"] = controllability(model, clips(), k, H, device=device)
     res["meta"] = dict(checkpoint=str(checkpoint), step=st["step"], data=str(data), env=ds.manifest.get("env_id"),
                        mean_frame_from=str(train_data or data))
-    run = make_run_dir("eval", ds.manifest.get("env_id", ""), out)
+    run = make_run_dir(slug(ds.manifest.get("env_id", "data")), "eval", out)  # runs/<timestamp>_<env>_eval/
     save_eval(run/"eval.json", res)
     curves = {n: r for n, r in res.items() if n not in ("controllability", "meta")}
     for metric in (("psnr", "ssim", "mse") if "psnr" in res["model"] else ("mse",)):
@@ -78,7 +78,7 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
     for i in range(len(x)): save_rollout_video(x[i, k:].cpu(), pred[i].cpu(), run/"videos"/f"rollout_{i}")
     return run, res
 
-# %% ../nbs/91_cli.ipynb #47dcd2d4
+# %% ../nbs/91_cli.ipynb #f95b9857
 def eval_main(argv=None):
     "wm-eval --checkpoint CKPT --data DIR [--horizon H] [--context K] [--out runs]"
     p = argparse.ArgumentParser(prog="wm-eval", description="Open-loop rollout evaluation of a world-model checkpoint.")
