@@ -87,6 +87,6 @@ def test_wm_eval_errors(tmp_path):
 
 def test_wm_train_unknown_family_and_bad_override(tmp_path):
     res = cli("train", "transformer-xl")
-    assert res.returncode != 0 and "unknown family 'transformer-xl'; families: pixel, rssm" in res.stderr
+    assert res.returncode != 0 and "unknown family 'transformer-xl'; families: pixel, rssm, vae" in res.stderr
     res = cli("train", "pixel", "--scale", "smoke", "--data", str(tmp_path/"d"), "model.widht=3")
     assert res.returncode != 0 and "unknown config key 'model.widht'" in res.stderr

@@ -7,7 +7,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/cli.html.md"""
 # %% auto #0
 __all__ = ['FAMILIES', 'train_main', 'check_compatible', 'evaluate_checkpoint', 'eval_main']
 
-# %% ../nbs/91_cli.ipynb #eb3d624b
+# %% ../nbs/91_cli.ipynb #83b650c8
 import argparse, datetime as _dt, importlib, sys
 from pathlib import Path
 
@@ -16,8 +16,8 @@ import torch
 
 from .core import CheckpointError, load_model, make_run_dir, slug, get_device
 
-# %% ../nbs/91_cli.ipynb #9cd84de9
-FAMILIES = {"pixel": "worldmodels_nb.pixel:train_cli", "rssm": "worldmodels_nb.rssm:train_cli"}
+# %% ../nbs/91_cli.ipynb #0ecaf998
+FAMILIES = {"pixel": "worldmodels_nb.pixel:train_cli", "rssm": "worldmodels_nb.rssm:train_cli", "vae": "worldmodels_nb.vae:train_cli"}
 
 def train_main(argv=None):
     "wm-train FAMILY [family options] [key=value overrides]"
@@ -31,7 +31,7 @@ def train_main(argv=None):
     except (ValueError, FileNotFoundError, CheckpointError) as e: sys.exit(f"wm-train {argv[0]}: {e}")
     return 0
 
-# %% ../nbs/91_cli.ipynb #a11a9072
+# %% ../nbs/91_cli.ipynb #a979a73e
 def check_compatible(cfg, ds):
     "Raise a one-line ValueError if dataset `ds` does not fit the model config `cfg`."
     m = cfg.model
@@ -44,7 +44,7 @@ def check_compatible(cfg, ds):
     if a["kind"] == "discrete" and n and a["n"] != n:
         raise ValueError(f"dataset has {a['n']} discrete actions but the model was trained with {n}")
 
-# %% ../nbs/91_cli.ipynb #d246c07a
+# %% ../nbs/91_cli.ipynb #ab840ded
 def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None, max_clips=256, train_data=None,
                         num_videos=4, device="cpu"):
     "Score a checkpoint on dataset folder `data` with the rollout protocol; returns the eval run folder."
@@ -78,7 +78,7 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
     for i in range(len(x)): save_rollout_video(x[i, k:].cpu(), pred[i].cpu(), run/"videos"/f"rollout_{i}")
     return run, res
 
-# %% ../nbs/91_cli.ipynb #f95b9857
+# %% ../nbs/91_cli.ipynb #d3da623f
 def eval_main(argv=None):
     "wm-eval --checkpoint CKPT --data DIR [--horizon H] [--context K] [--out runs]"
     p = argparse.ArgumentParser(prog="wm-eval", description="Open-loop rollout evaluation of a world-model checkpoint.")
