@@ -7,7 +7,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/cli.html.md"""
 # %% auto #0
 __all__ = ['FAMILIES', 'train_main', 'check_compatible', 'evaluate_checkpoint', 'eval_main']
 
-# %% ../nbs/91_cli.ipynb #83b650c8
+# %% ../nbs/91_cli.ipynb #a3084837
 import argparse, datetime as _dt, importlib, sys
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import torch
 
 from .core import CheckpointError, load_model, make_run_dir, slug, get_device
 
-# %% ../nbs/91_cli.ipynb #0ecaf998
+# %% ../nbs/91_cli.ipynb #c00a620f
 FAMILIES = {"pixel": "worldmodels_nb.pixel:train_cli", "rssm": "worldmodels_nb.rssm:train_cli", "vae": "worldmodels_nb.vae:train_cli"}
 
 def train_main(argv=None):
@@ -31,7 +31,7 @@ def train_main(argv=None):
     except (ValueError, FileNotFoundError, CheckpointError) as e: sys.exit(f"wm-train {argv[0]}: {e}")
     return 0
 
-# %% ../nbs/91_cli.ipynb #a979a73e
+# %% ../nbs/91_cli.ipynb #0c67db82
 def check_compatible(cfg, ds):
     "Raise a one-line ValueError if dataset `ds` does not fit the model config `cfg`."
     m = cfg.model
@@ -44,14 +44,13 @@ def check_compatible(cfg, ds):
     if a["kind"] == "discrete" and n and a["n"] != n:
         raise ValueError(f"dataset has {a['n']} discrete actions but the model was trained with {n}")
 
-# %% ../nbs/91_cli.ipynb #ab840ded
+# %% ../nbs/91_cli.ipynb #b5e5c532
 def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None, max_clips=256, train_data=None,
                         num_videos=4, device="cpu"):
     "Score a checkpoint on dataset folder `data` with the rollout protocol; returns the eval run folder."
     import matplotlib.pyplot as plt
     from worldmodels_nb.data import EpisodeDataset
-    from worldmodels_nb.metrics import (evaluate_rollouts, controllability, CopyLastFrame, MeanFrame, save_eval,
-                                        plot_metric_vs_horizon, save_rollout_video, to_unit)
+    from worldmodels_nb.metrics import evaluate_with_baselines, save_eval, plot_metric_vs_horizon, save_rollout_video, to_unit
     model, cfg, st = load_model(checkpoint, device)
     ds = EpisodeDataset(data)
     check_compatible(cfg, ds)
@@ -59,10 +58,7 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
     H = horizon or getattr(cfg, "horizon", 32)
     clips = lambda: ds.clips(k + H, max_clips=max_clips, batch_size=64)
     if next(iter(clips()), None) is None: raise ValueError(f"{data} has no episode of at least {k + H} steps; lower --horizon")
-    mean = MeanFrame().fit((EpisodeDataset(train_data) if train_data else ds).clips(k + H, max_clips=512, batch_size=128))
-    res = {name: evaluate_rollouts(m, clips(), k, H, device=device)
-           for name, m in [("model", model), ("copy-last-frame", CopyLastFrame()), ("mean-frame", mean)]}
-    res["controllability"] = controllability(model, clips(), k, H, device=device)
+    res = evaluate_with_baselines(model, ds, EpisodeDataset(train_data) if train_data else None, k, H, max_clips, device)
     res["meta"] = dict(checkpoint=str(checkpoint), step=st["step"], data=str(data), env=ds.manifest.get("env_id"),
                        mean_frame_from=str(train_data or data))
     run = make_run_dir(slug(ds.manifest.get("env_id", "data")), "eval", out)  # runs/<timestamp>_<env>_eval/
@@ -78,7 +74,7 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
     for i in range(len(x)): save_rollout_video(x[i, k:].cpu(), pred[i].cpu(), run/"videos"/f"rollout_{i}")
     return run, res
 
-# %% ../nbs/91_cli.ipynb #d3da623f
+# %% ../nbs/91_cli.ipynb #61835ba7
 def eval_main(argv=None):
     "wm-eval --checkpoint CKPT --data DIR [--horizon H] [--context K] [--out runs]"
     p = argparse.ArgumentParser(prog="wm-eval", description="Open-loop rollout evaluation of a world-model checkpoint.")

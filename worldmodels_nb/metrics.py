@@ -7,9 +7,9 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/metrics.html.md"""
 # %% auto #0
 __all__ = ['BASELINES', 'mse', 'psnr', 'gaussian_kernel', 'blur_matrix', 'ssim', 'WorldModel', 'to_unit', 'CopyLastFrame',
            'MeanFrame', 'evaluate_rollouts', 'save_eval', 'plot_metric_vs_horizon', 'derangement', 'controllability',
-           'rollout_frames', 'save_rollout_video', 'image_strip']
+           'rollout_frames', 'save_rollout_video', 'image_strip', 'evaluate_with_baselines']
 
-# %% ../nbs/03_metrics.ipynb #46e8cfe6
+# %% ../nbs/03_metrics.ipynb #1e7b9ad0
 import json, math
 from pathlib import Path
 from typing import Any, Iterable, Protocol, runtime_checkable
@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from .core import atomic_path, atomic_write_text
 
-# %% ../nbs/03_metrics.ipynb #03fa0453
+# %% ../nbs/03_metrics.ipynb #901c103a
 def _check_pair(pred: Tensor, target: Tensor, ndim: int = 3):
     "Raise a one-line error unless `pred` and `target` have the same shape with at least `ndim` dims."
     if pred.shape != target.shape: raise ValueError(f"prediction and target shapes differ: got {tuple(pred.shape)} vs {tuple(target.shape)}")
@@ -37,7 +37,7 @@ def psnr(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
     "Peak signal-to-noise ratio in dB per (C, H, W) frame; `inf` where the prediction is exact."
     return 10 * torch.log10(data_range ** 2 / mse(pred, target))
 
-# %% ../nbs/03_metrics.ipynb #33e10673
+# %% ../nbs/03_metrics.ipynb #33b98b87
 def gaussian_kernel(size: int = 11, sigma: float = 1.5) -> Tensor:
     "A normalised 1-D Gaussian window of `size` taps."
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
@@ -49,7 +49,7 @@ def blur_matrix(n: int, g: Tensor) -> Tensor:
     rows = torch.arange(n - len(g) + 1)[:, None] + torch.arange(len(g))  # (n', win)
     return torch.zeros(n - len(g) + 1, n, dtype=g.dtype).scatter_(1, rows, g.expand(len(rows), -1))
 
-# %% ../nbs/03_metrics.ipynb #3999831b
+# %% ../nbs/03_metrics.ipynb #73598b20
 def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, win: int = 11, sigma: float = 1.5) -> Tensor:
     "Structural similarity per (C, H, W) frame (Gaussian window, valid positions, mean over channels)."
     _check_pair(pred, target)
@@ -64,7 +64,7 @@ def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, win: int = 11, s
     s = ((2 * mu_x * mu_y + C1) * (2 * cov_xy + C2)) / ((mu_x ** 2 + mu_y ** 2 + C1) * (var_x + var_y + C2))
     return s.reshape(*lead, C, -1).mean(dim=(-2, -1))  # (..., C, H'*W') → (...)
 
-# %% ../nbs/03_metrics.ipynb #56fbbaf8
+# %% ../nbs/03_metrics.ipynb #69f82e4c
 @runtime_checkable
 class WorldModel(Protocol):
     "What every world model and baseline implements; `evaluate_rollouts` uses only `observe` and `imagine`."
@@ -75,7 +75,7 @@ class WorldModel(Protocol):
     def imagine(self, state: Any, actions: Tensor) -> Tensor:
         "Predicted frames (B, H, C, H, W) in [0, 1] for the H actions (B, H) taken from the last context frame on."
 
-# %% ../nbs/03_metrics.ipynb #4e2da3dc
+# %% ../nbs/03_metrics.ipynb #cb3e1fd3
 def to_unit(frames: Tensor) -> Tensor:
     "Frames as float32: uint8 pixels are scaled to [0, 1], floats are kept."
     return frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
@@ -93,7 +93,7 @@ class CopyLastFrame(nn.Module):
     def observe(self, frames, actions): return frames[:, -1]  # (B, C, H, W)
     def imagine(self, state, actions): return state[:, None].expand(-1, actions.shape[1], *state.shape[1:])  # (B, H, C, H, W)
 
-# %% ../nbs/03_metrics.ipynb #30fe7216
+# %% ../nbs/03_metrics.ipynb #c1da69cc
 class MeanFrame(nn.Module):
     "Baseline: every imagined frame is the mean training frame (`fit` it first)."
     name = "mean-frame"
@@ -119,7 +119,7 @@ class MeanFrame(nn.Module):
     def observe(self, frames, actions): self._check(); return frames[:, -1]
     def imagine(self, state, actions): return self.mean.expand(len(state), actions.shape[1], *self.mean.shape)  # (B, H, C, H, W)
 
-# %% ../nbs/03_metrics.ipynb #ee6e58c2
+# %% ../nbs/03_metrics.ipynb #1d10dc0a
 def _clip_parts(batch: dict, k: int, H: int, device):
     "Context frames, context actions, future actions and targets of a clip batch (see the index diagram)."
     for key in ("frames", "actions"):
@@ -139,7 +139,7 @@ def _imagine(model, state, actions: Tensor, target: Tensor) -> Tensor:
         raise ValueError(f"model.imagine returned {got}; expected (B, H, ...) = {tuple(target.shape)} for {actions.shape[1]} actions")
     return pred.float()
 
-# %% ../nbs/03_metrics.ipynb #fbac3891
+# %% ../nbs/03_metrics.ipynb #495be6cb
 def _batches(clips: Iterable[dict], max_clips: int | None):
     "The clip batches of `clips`, trimmed so that at most `max_clips` rows are used."
     n = 0
@@ -159,7 +159,7 @@ def _psnr_of(m) -> np.ndarray:
     "PSNR in dB of an MSE value or array (inf for 0, nan for negative)."
     with np.errstate(divide="ignore", invalid="ignore"): return 10 * np.log10(1.0 / np.asarray(m, dtype=np.float64))
 
-# %% ../nbs/03_metrics.ipynb #52aadc54
+# %% ../nbs/03_metrics.ipynb #3548ec28
 def _eval_mode(model):
     "Put an nn.Module in eval mode; return its previous training flag (or None)."
     if not isinstance(model, nn.Module): return None
@@ -197,7 +197,7 @@ def save_eval(path, results: dict) -> Path:
     "Write evaluation results to `path` (eval.json) atomically; inf / nan are written as JSON Infinity / NaN."
     return atomic_write_text(path, json.dumps(results, indent=1))
 
-# %% ../nbs/03_metrics.ipynb #abef0268
+# %% ../nbs/03_metrics.ipynb #30513dd0
 BASELINES = ("copy-last-frame", "mean-frame")
 
 def _savefig(fig, path):
@@ -219,7 +219,7 @@ def plot_metric_vs_horizon(results: dict, metric: str = "psnr", path=None, basel
     if path is not None: _savefig(fig, path)
     return fig
 
-# %% ../nbs/03_metrics.ipynb #07f25244
+# %% ../nbs/03_metrics.ipynb #89b0a393
 def derangement(n: int, seed: int = 0) -> Tensor:
     "A seeded permutation of range(n) with no fixed point (for n >= 2): row i takes row idx[i]."
     p = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -247,7 +247,7 @@ def controllability(model, clips: Iterable[dict], context: int = 4, horizon: int
     return dict(context=context, horizon=horizon, num_clips=len(torch.cat(err)), h=list(range(1, horizon + 1)),
                 psnr_true=_psnr_of(m).tolist(), psnr_shuffled=_psnr_of(m_shuf).tolist(), delta_psnr=delta.tolist())
 
-# %% ../nbs/03_metrics.ipynb #a2f1d6aa
+# %% ../nbs/03_metrics.ipynb #59444ac6
 def _hwc_uint8(x) -> np.ndarray:
     "Frames (T, C, H, W) in [0, 1] (tensor or array, or uint8) as uint8 (T, H, W, 3)."
     x = torch.as_tensor(x).detach().cpu()
@@ -266,7 +266,7 @@ def rollout_frames(gt, pred, scale: int | None = None, gap: int = 2) -> np.ndarr
     x = x.repeat(s, axis=1).repeat(s, axis=2)  # (T, sH, sW', 3)
     return np.pad(x, ((0, 0), (0, x.shape[1] % 2), (0, x.shape[2] % 2), (0, 0)))  # even sides for H.264
 
-# %% ../nbs/03_metrics.ipynb #fdc38f73
+# %% ../nbs/03_metrics.ipynb #9f2d4238
 def save_rollout_video(gt, pred, path_stem, fps: int = 8, scale: int | None = None) -> tuple[Path, Path]:
     "Write ground truth | prediction | |difference| as `path_stem`.mp4 (PyAV, H.264) and .gif (Pillow), atomically."
     import imageio.v3 as iio
@@ -280,7 +280,7 @@ def save_rollout_video(gt, pred, path_stem, fps: int = 8, scale: int | None = No
         imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:], duration=round(1000 / fps), loop=0)
     return mp4, gif
 
-# %% ../nbs/03_metrics.ipynb #c7a37277
+# %% ../nbs/03_metrics.ipynb #9c64d07b
 def image_strip(context, pred, target, path=None, steps: int = 8):
     "Context frames, then real (top) and imagined (bottom) frames at up to `steps` horizons; (k|H, C, H, W) each."
     c, p, t = _hwc_uint8(context), _hwc_uint8(pred), _hwc_uint8(target)
@@ -295,3 +295,14 @@ def image_strip(context, pred, target, path=None, steps: int = 8):
     fig.tight_layout()
     if path is not None: _savefig(fig, path)
     return fig
+
+# %% ../nbs/03_metrics.ipynb #58c6e5c1
+def evaluate_with_baselines(model, held_ds, train_ds=None, context: int = 4, horizon: int = 32, max_clips: int = 256,
+                            device="cpu") -> dict:
+    "eval dicts of `model`, CopyLastFrame and MeanFrame (fitted on `train_ds`, else `held_ds`), plus the model's controllability."
+    clips = lambda: held_ds.clips(context + horizon, max_clips=max_clips, batch_size=64)
+    mean = MeanFrame().fit((train_ds or held_ds).clips(context + horizon, max_clips=512, batch_size=128))
+    res = {name: evaluate_rollouts(m, clips(), context, horizon, device=device)
+           for name, m in [("model", model), ("copy-last-frame", CopyLastFrame()), ("mean-frame", mean)]}
+    res["controllability"] = controllability(model, clips(), context, horizon, device=device)
+    return res
