@@ -129,3 +129,20 @@ def test_fit_under_torchrun_two_processes(tmp_path):
     assert load_checkpoint(run/"checkpoints"/"last.pt")["step"] == 20
     with open(run/"metrics.csv") as f: row = next(csv.DictReader(f))
     assert float(row["samples_per_s"]) > 0
+
+def test_checkpoint_written_from_a_notebook_loads_from_the_library(tmp_path):
+    "A config class defined in a running notebook lives in __main__; its checkpoint must still load with load_model."
+    from worldmodels_nb.core import load_model, save_checkpoint
+    from worldmodels_nb.vae import VAEConfig, VAEModelConfig, ConvVAE
+    NB = type("VAEConfig", (VAEConfig,), {}); NB.__module__ = "__main__"  # what papermill / nbdev-test see
+    cfg = NB(model=VAEModelConfig(width=8, z_dim=4))
+    ck = save_checkpoint(tmp_path/"a.pt", cfg.build_model(), step=1, config=cfg)
+    st = torch.load(ck, weights_only=True)
+    assert st["config_class"] == "worldmodels_nb.vae.VAEConfig"
+    assert isinstance(load_model(ck)[0], ConvVAE)
+    st["config_class"] = "__main__.VAEConfig"  # a checkpoint saved before the fix
+    torch.save(st, tmp_path/"legacy.pt")
+    assert isinstance(load_model(tmp_path/"legacy.pt")[0], ConvVAE)
+    st["config_class"] = "__main__.NoSuchConfig"
+    torch.save(st, tmp_path/"foreign.pt")
+    with pytest.raises(CheckpointError, match="not written by a worldmodels_nb stage"): load_model(tmp_path/"foreign.pt")

@@ -8,7 +8,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/bench.html.md"""
 __all__ = ['BENCHES', 'BENCH_ARGS', 'register', 'rate', 'raw_procgen_rate', 'naive_sample', 'loader_rates', 'bench_data',
            'bare_loop_rate', 'fit_loop_rate', 'bench_train', 'format_results', 'main']
 
-# %% ../nbs/92_bench.ipynb #f597e28f
+# %% ../nbs/92_bench.ipynb #a8e24f85
 import argparse, json, sys, tempfile, time
 from pathlib import Path
 from typing import Callable
@@ -19,7 +19,7 @@ import torch
 from .core import atomic_write_text
 from .data import EpisodeDataset, collect
 
-# %% ../nbs/92_bench.ipynb #634b7be3
+# %% ../nbs/92_bench.ipynb #019fd2a2
 BENCHES: dict[str, Callable[..., dict]] = {}  # name -> benchmark function (keyword arguments -> dict of results)
 BENCH_ARGS: dict[str, Callable] = {}  # name -> function adding its command-line options to an argparse parser
 
@@ -37,7 +37,7 @@ def rate(fn: Callable[[int], object], seconds: float, per_call: int) -> float:
     while (dt := time.perf_counter() - t0) < seconds: fn(n + 1); n += 1
     return n * per_call / dt
 
-# %% ../nbs/92_bench.ipynb #3528e3ea
+# %% ../nbs/92_bench.ipynb #62511880
 def raw_procgen_rate(num_envs: int = 32, seconds: float = 2.0, game: str = "coinrun") -> float:
     "Steps/s of a native `ProcgenGym3Env` under random actions, storing nothing."
     import os
@@ -49,7 +49,7 @@ def raw_procgen_rate(num_envs: int = 32, seconds: float = 2.0, game: str = "coin
         env.act(rng.integers(0, 15, num_envs, dtype=np.int32)); env.observe()
     return rate(step, seconds, num_envs)
 
-# %% ../nbs/92_bench.ipynb #b681b41d
+# %% ../nbs/92_bench.ipynb #13011b4b
 def naive_sample(ds: EpisodeDataset, batch_size: int, T: int, rng: np.random.Generator) -> dict:
     "A clip batch built one sample at a time, as `Dataset.__getitem__` + `default_collate` do (the slow reference)."
     from torch.utils.data import default_collate
@@ -73,7 +73,7 @@ def loader_rates(ds: EpisodeDataset, seconds: float = 2.0, batch_size: int = 128
     finally: torch.set_num_threads(threads)
     return dict(sample_samples_per_s=fast, sample_float_samples_per_s=fast_f, naive_samples_per_s=naive, sample_speedup=fast / naive)
 
-# %% ../nbs/92_bench.ipynb #a9c2aa09
+# %% ../nbs/92_bench.ipynb #cd62b5d8
 def _warm(ds: EpisodeDataset):
     for a in ds._arrays: np.asarray(a["frames"]).max()  # page every frame in
 
@@ -95,7 +95,7 @@ def bench_data(seconds: float = 2.0, num_envs: int = 32, collect_steps: int = 65
     return dict(env="procgen:coinrun", num_envs=num_envs, raw_env_steps_per_s=raw, collect_steps_per_s=coll,
                 collect_vs_raw=coll / raw, collect_steps=collect_steps, sample_batch_size=batch_size, sample_T=T, **loaders)
 
-# %% ../nbs/92_bench.ipynb #4dee33c0
+# %% ../nbs/92_bench.ipynb #8bb550cb
 def _train_batches(batch_size: int, T: int = 5, num_actions: int = 15, n: int = 4) -> list[dict]:
     g = torch.Generator().manual_seed(0)
     return [dict(frames=torch.randint(0, 256, (batch_size, T, 3, 64, 64), dtype=torch.uint8, generator=g),
@@ -121,31 +121,43 @@ def fit_loop_rate(make_model, batches: list, steps: int) -> float:
         fit(make_model(), lambda s: batches[s % len(batches)], cfg, d, progress=False)
         with open(Path(d)/"metrics.csv") as f: return float(list(csv.DictReader(f))[-1]["steps_per_s"])
 
-# %% ../nbs/92_bench.ipynb #334da3ac
+# %% ../nbs/92_bench.ipynb #239e3f62
 def _train_args(p):
     p.add_argument("--batch-size", type=int, default=32, help="training batch size")
     p.add_argument("--width", type=int, default=32, help="pixel model width (04_pixel's quick preset: 32)")
 
 @register("train", _train_args)
 def bench_train(seconds: float = 2.0, batch_size: int = 32, width: int = 32) -> dict:
-    "Training rates through `fit` and a bare loop: pixel model samples/s, RSSM sequences/s; fit's overhead."
+    "Training rates through `fit` and a bare loop: pixel model, VAE (frames/s), RSSM and MDN-RNN (sequences/s); fit's overhead."
     from worldmodels_nb.pixel import PixelWorldModel, PixelModelConfig
     from worldmodels_nb.rssm import RSSMConfig, RSSMWorldModel
+    from worldmodels_nb.vae import VAEConfig
+    from worldmodels_nb.mdnrnn import MDNRNNConfig
     out = {}
     rc = RSSMConfig.quick(); rc.model.obs_dim, rc.model.act_dim = 17, 6  # HalfCheetah-v5 sizes
     g = torch.Generator().manual_seed(0)
     rssm_batches = [dict(frames=torch.randn(batch_size, rc.seq_len, 17, generator=g), actions=torch.rand(batch_size, rc.seq_len, 6, generator=g) * 2 - 1,
                          rewards=torch.zeros(batch_size, rc.seq_len), dones=torch.zeros(batch_size, rc.seq_len, dtype=torch.bool)) for _ in range(4)]
+    vc = VAEConfig.quick()  # the paper's ConvVAE (width 32, z 32), as trained in 05_vae
+    vae_batches = [dict(frames=b["frames"][:, :1]) for b in _train_batches(batch_size)]
+    mc = MDNRNNConfig.quick(); mc.model.num_actions = 15  # LSTM 256, K=5, sequences of 32 CoinRun codes, as in 06_mdnrnn
+    T = mc.seq_len
+    mdn_batches = [dict(frames=torch.randn(batch_size, T, 64, generator=g), actions=torch.randint(0, 15, (batch_size, T), generator=g),
+                        rewards=torch.zeros(batch_size, T), dones=torch.zeros(batch_size, T, dtype=torch.bool),
+                        truncated=torch.zeros(batch_size, T, dtype=torch.bool), mask=torch.ones(batch_size, T, dtype=torch.bool)) for _ in range(4)]
     for name, make, batches, unit in [("pixel", lambda: PixelWorldModel(PixelModelConfig(width=width)), _train_batches(batch_size), "samples"),
-                                      ("rssm", lambda: RSSMWorldModel(rc.model), rssm_batches, "sequences")]:
+                                      ("vae", vc.build_model, vae_batches, "frames"),
+                                      ("rssm", lambda: RSSMWorldModel(rc.model), rssm_batches, "sequences"),
+                                      ("mdnrnn", mc.build_model, mdn_batches, "sequences")]:
         steps = max(3, int(seconds * bare_loop_rate(make, batches, 2)))
         bare = max(bare_loop_rate(make, batches, steps) for _ in range(2))
         fitr = max(fit_loop_rate(make, batches, steps) for _ in range(2))
         out.update({f"{name}_bare_{unit}_per_s": bare * batch_size, f"{name}_fit_{unit}_per_s": fitr * batch_size,
                     f"{name}_fit_overhead_pct": 100 * (1 - fitr / bare)})
-    return dict(pixel_width=width, batch_size=batch_size, rssm_seq_len=rc.seq_len, **out)
+    out["mdnrnn_fit_transitions_per_s"] = out["mdnrnn_fit_sequences_per_s"] * T
+    return dict(pixel_width=width, batch_size=batch_size, rssm_seq_len=rc.seq_len, mdnrnn_seq_len=T, **out)
 
-# %% ../nbs/92_bench.ipynb #daaba119
+# %% ../nbs/92_bench.ipynb #e68585f7
 def format_results(name: str, r: dict) -> str:
     "A results dict as aligned `key  value` lines."
     w = max(map(len, r))

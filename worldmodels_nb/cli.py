@@ -7,8 +7,9 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/cli.html.md"""
 # %% auto #0
 __all__ = ['FAMILIES', 'train_main', 'check_compatible', 'evaluate_checkpoint', 'eval_main']
 
-# %% ../nbs/91_cli.ipynb #a3084837
+# %% ../nbs/91_cli.ipynb #4d2799b6
 import argparse, datetime as _dt, importlib, sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,9 @@ import torch
 
 from .core import CheckpointError, load_model, make_run_dir, slug, get_device
 
-# %% ../nbs/91_cli.ipynb #c00a620f
-FAMILIES = {"pixel": "worldmodels_nb.pixel:train_cli", "rssm": "worldmodels_nb.rssm:train_cli", "vae": "worldmodels_nb.vae:train_cli"}
+# %% ../nbs/91_cli.ipynb #3888fb31
+FAMILIES = {"pixel": "worldmodels_nb.pixel:train_cli", "rssm": "worldmodels_nb.rssm:train_cli", "vae": "worldmodels_nb.vae:train_cli",
+            "mdnrnn": "worldmodels_nb.mdnrnn:train_cli"}
 
 def train_main(argv=None):
     "wm-train FAMILY [family options] [key=value overrides]"
@@ -31,7 +33,7 @@ def train_main(argv=None):
     except (ValueError, FileNotFoundError, CheckpointError) as e: sys.exit(f"wm-train {argv[0]}: {e}")
     return 0
 
-# %% ../nbs/91_cli.ipynb #0c67db82
+# %% ../nbs/91_cli.ipynb #5c70aec2
 def check_compatible(cfg, ds):
     "Raise a one-line ValueError if dataset `ds` does not fit the model config `cfg`."
     m = cfg.model
@@ -44,7 +46,7 @@ def check_compatible(cfg, ds):
     if a["kind"] == "discrete" and n and a["n"] != n:
         raise ValueError(f"dataset has {a['n']} discrete actions but the model was trained with {n}")
 
-# %% ../nbs/91_cli.ipynb #b5e5c532
+# %% ../nbs/91_cli.ipynb #87d45303
 def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None, max_clips=256, train_data=None,
                         num_videos=4, device="cpu"):
     "Score a checkpoint on dataset folder `data` with the rollout protocol; returns the eval run folder."
@@ -54,6 +56,10 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
     model, cfg, st = load_model(checkpoint, device)
     ds = EpisodeDataset(data)
     check_compatible(cfg, ds)
+    if hasattr(model, "as_world_model"):  # a latent model (M of V+M): evaluate it with the V that encoded its codes, on frames
+        if not ds.is_pixel: raise ValueError(f"{data} holds codes, not frames; V+M is evaluated on the frame dataset the codes came from")
+        model = model.as_world_model(cfg, device)
+        check_compatible(SimpleNamespace(model=model.vae.cfg), ds)  # V's frame size against the data's
     k = context or getattr(cfg, "context", None) or getattr(cfg.model, "context", 4)
     H = horizon or getattr(cfg, "horizon", 32)
     clips = lambda: ds.clips(k + H, max_clips=max_clips, batch_size=64)
@@ -74,7 +80,7 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
     for i in range(len(x)): save_rollout_video(x[i, k:].cpu(), pred[i].cpu(), run/"videos"/f"rollout_{i}")
     return run, res
 
-# %% ../nbs/91_cli.ipynb #61835ba7
+# %% ../nbs/91_cli.ipynb #b4b96611
 def eval_main(argv=None):
     "wm-eval --checkpoint CKPT --data DIR [--horizon H] [--context K] [--out runs]"
     p = argparse.ArgumentParser(prog="wm-eval", description="Open-loop rollout evaluation of a world-model checkpoint.")

@@ -8,11 +8,11 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/core.html.md"""
 __all__ = ['SCALES', 'RUN_SUBDIRS', 'CKPT_FORMAT', 'ConfigError', 'preset', 'config_keys', 'apply_overrides', 'config_to_dict',
            'config_from_dict', 'config_to_yaml', 'TrainConfig', 'atomic_path', 'atomic_write_text', 'slug',
            'make_run_dir', 'seed_everything', 'get_device', 'to_device', 'CheckpointError', 'rng_state',
-           'set_rng_state', 'unwrap', 'save_checkpoint', 'load_checkpoint', 'load_model', 'lr_factor', 'CSVLog',
-           'dist_info', 'init_distributed', 'LossModule', 'batch_stream', 'NonFiniteLossError', 'FitResult', 'validate',
-           'fit', 'save_summary']
+           'set_rng_state', 'unwrap', 'library_class_name', 'save_checkpoint', 'load_checkpoint', 'load_model',
+           'lr_factor', 'CSVLog', 'dist_info', 'init_distributed', 'LossModule', 'batch_stream', 'NonFiniteLossError',
+           'FitResult', 'validate', 'fit', 'save_summary']
 
-# %% ../nbs/00_core.ipynb #f1236edc
+# %% ../nbs/00_core.ipynb #8d1bdd61
 import contextlib, csv, datetime as _dt, json, math, os, random, re, time
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from omegaconf import errors as oc_errors
 from torch import nn
 from tqdm.auto import tqdm
 
-# %% ../nbs/00_core.ipynb #5f0dcd9c
+# %% ../nbs/00_core.ipynb #955d6eee
 SCALES = ("smoke", "quick", "full")
 
 class ConfigError(ValueError):
@@ -37,7 +37,7 @@ def preset(cls, scale: str):
     if scale not in SCALES: raise ConfigError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
     return getattr(cls, scale)()
 
-# %% ../nbs/00_core.ipynb #ba53b680
+# %% ../nbs/00_core.ipynb #dff88e82
 def config_keys(cfg) -> dict[str, str]:
     "Every dotted leaf key of a config dataclass, mapped to its type name."
     out = {}
@@ -60,7 +60,7 @@ def apply_overrides(cfg, overrides: Iterable[str] | str | None = None):
             raise ConfigError(f"bad value for {key}: {val!r} is not a valid {keys[key]}") from None
     return OmegaConf.to_object(conf)
 
-# %% ../nbs/00_core.ipynb #809e013c
+# %% ../nbs/00_core.ipynb #cf71b178
 def config_to_dict(cfg) -> dict:
     "A config dataclass as a plain, YAML- and checkpoint-safe dict."
     return OmegaConf.to_container(OmegaConf.structured(cfg))
@@ -75,7 +75,7 @@ def config_to_yaml(cfg) -> str:
     "The resolved config as YAML, as written to `resolved_config.yaml`."
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
-# %% ../nbs/00_core.ipynb #c278ab06
+# %% ../nbs/00_core.ipynb #75d9e720
 @dataclass
 class TrainConfig:
     "Settings of the shared training loop `fit`."
@@ -104,7 +104,7 @@ class TrainConfig:
     @classmethod
     def full(cls): return cls(max_steps=100_000, log_every=100, val_every=2000, val_batches=32, ckpt_every=2000)
 
-# %% ../nbs/00_core.ipynb #9c489cef
+# %% ../nbs/00_core.ipynb #caed369e
 @contextlib.contextmanager
 def atomic_path(path):
     "Yield a temporary path beside `path`; on success it is fsynced and renamed over `path`."
@@ -123,7 +123,7 @@ def atomic_write_text(path, text: str):
     with atomic_path(path) as tmp: Path(tmp).write_text(text)
     return Path(path)
 
-# %% ../nbs/00_core.ipynb #1ae04093
+# %% ../nbs/00_core.ipynb #b78de57a
 RUN_SUBDIRS = ("checkpoints", "images", "videos", "plots")
 
 def slug(s: str) -> str:
@@ -139,7 +139,7 @@ def make_run_dir(stage: str, env: str = "", root="runs") -> Path:
     for sub in RUN_SUBDIRS: (path/sub).mkdir(parents=True, exist_ok=True)
     return path
 
-# %% ../nbs/00_core.ipynb #b1d6a54e
+# %% ../nbs/00_core.ipynb #89453623
 def seed_everything(seed: int):
     "Seed python's `random`, NumPy and torch (all devices)."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
@@ -163,7 +163,7 @@ def to_device(batch, device):
     if isinstance(batch, (list, tuple)): return type(batch)(to_device(v, device) for v in batch)
     return batch
 
-# %% ../nbs/00_core.ipynb #b92dcc7d
+# %% ../nbs/00_core.ipynb #02fc5ab8
 CKPT_FORMAT = "worldmodels_nb/1"
 
 class CheckpointError(RuntimeError):
@@ -185,7 +185,7 @@ def set_rng_state(st: dict):
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["cuda"])
 
-# %% ../nbs/00_core.ipynb #e5e42ad8
+# %% ../nbs/00_core.ipynb #15336565
 def unwrap(model: nn.Module) -> nn.Module:
     "The model inside DistributedDataParallel / `fit`'s loss wrapper."
     while True:
@@ -193,18 +193,25 @@ def unwrap(model: nn.Module) -> nn.Module:
         elif "wrapped" in model._modules: model = model.wrapped  # fit's LossModule
         else: return model
 
+def library_class_name(mod: str, name: str) -> str:
+    "`mod.name`, or the exported `worldmodels_nb.<module>.name` when the class was defined in a notebook (`__main__`)."
+    if mod.startswith("worldmodels_nb."): return f"{mod}.{name}"
+    from worldmodels_nb._modidx import d
+    hits = [s for syms in d["syms"].values() for s in syms if s.count(".") == 2 and s.rsplit(".", 1)[1] == name]
+    return hits[0] if len(hits) == 1 else f"{mod}.{name}"
+
 def save_checkpoint(path, model, optimizer=None, scheduler=None, step: int = 0, config=None, **extra) -> Path:
     "Atomically save model + optimizer + scheduler + step + config + RNG states to `path`."
     state = dict(format=CKPT_FORMAT, step=int(step), model=unwrap(model).state_dict(),
                  optimizer=optimizer.state_dict() if optimizer else None,
                  scheduler=scheduler.state_dict() if scheduler else None,
                  config=config_to_dict(config) if is_dataclass(config) else config,
-                 config_class=f"{type(config).__module__}.{type(config).__qualname__}" if is_dataclass(config) else None,
+                 config_class=library_class_name(type(config).__module__, type(config).__qualname__) if is_dataclass(config) else None,
                  rng=rng_state(), extra=extra)
     with atomic_path(path) as tmp: torch.save(state, tmp)
     return Path(path)
 
-# %% ../nbs/00_core.ipynb #5006f487
+# %% ../nbs/00_core.ipynb #307e9276
 def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rng: bool = False) -> dict:
     "Load a checkpoint (weights only) into the given objects; returns the raw state dict."
     path = Path(path)
@@ -224,12 +231,13 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rn
     if restore_rng: set_rng_state(st["rng"])
     return st
 
-# %% ../nbs/00_core.ipynb #9b9e25ac
+# %% ../nbs/00_core.ipynb #647b1ef2
 def load_model(path, device="cpu"):
     "Rebuild (model, config, raw state) from a checkpoint alone; the config class must have `build_model()`."
     import importlib
     st = load_checkpoint(path)
     mod, _, name = (st.get("config_class") or "").rpartition(".")
+    if mod == "__main__": mod, _, name = library_class_name(mod, name).rpartition(".")  # saved from a notebook before the fix
     if not mod.startswith("worldmodels_nb."):
         raise CheckpointError(f"{path} was not written by a worldmodels_nb stage (config class {st.get('config_class')!r})")
     cls = getattr(importlib.import_module(mod), name, None)
@@ -240,7 +248,7 @@ def load_model(path, device="cpu"):
     load_checkpoint(path, model)
     return model.to(device).eval(), cfg, st
 
-# %% ../nbs/00_core.ipynb #a3909cba
+# %% ../nbs/00_core.ipynb #c1aff10d
 def lr_factor(step: int, total: int, warmup: int = 0, kind: str = "cosine") -> float:
     "Multiplier on the peak LR at 0-based `step` of `total`, after `warmup` linear warm-up steps."
     if kind not in ("constant", "cosine", "linear"): raise ConfigError(f"unknown schedule {kind!r}; choose constant, cosine or linear")
@@ -249,7 +257,7 @@ def lr_factor(step: int, total: int, warmup: int = 0, kind: str = "cosine") -> f
     p = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.5 * (1 + math.cos(math.pi * p)) if kind == "cosine" else 1.0 - p
 
-# %% ../nbs/00_core.ipynb #8136c887
+# %% ../nbs/00_core.ipynb #8be279d8
 class CSVLog:
     "Append-only CSV of metric rows keyed by `step`; `truncate(step)` drops rows after a resume point."
     def __init__(self, path): self.path = Path(path); self.rows = self._read()
@@ -269,7 +277,7 @@ class CSVLog:
         if new_cols or not self.path.exists(): return self._write_all()
         with open(self.path, "a", newline="") as f: csv.DictWriter(f, list(self.rows[0]), restval="").writerow(row)
 
-# %% ../nbs/00_core.ipynb #a9363609
+# %% ../nbs/00_core.ipynb #5ab75419
 def dist_info() -> tuple[int, int]:
     "(rank, world_size) of this process; (0, 1) outside torchrun."
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -287,7 +295,7 @@ class LossModule(nn.Module):
     def __init__(self, model): super().__init__(); self.wrapped = model
     def forward(self, batch): return self.wrapped.loss(batch)
 
-# %% ../nbs/00_core.ipynb #8f8e5d78
+# %% ../nbs/00_core.ipynb #622cfaa9
 def batch_stream(data, start_step: int = 0):
     "Yield training batches from a `step -> batch` sampler or a (cycled) iterable, starting at `start_step`."
     rank, world = dist_info()
@@ -299,7 +307,7 @@ def batch_stream(data, start_step: int = 0):
         for b in data: n += 1; yield b
         if n == 0: raise ValueError("training data is empty: it yielded no batch")
 
-# %% ../nbs/00_core.ipynb #af13d343
+# %% ../nbs/00_core.ipynb #a24002fb
 class NonFiniteLossError(FloatingPointError):
     "Training produced a NaN or infinite loss."
 
@@ -315,7 +323,7 @@ class FitResult:
 
 def _item(v): return v.detach().float().item() if torch.is_tensor(v) else float(v)
 
-# %% ../nbs/00_core.ipynb #3a46cb9e
+# %% ../nbs/00_core.ipynb #a7872632
 class _Loggers:
     "CSV always; TensorBoard and W&B when enabled. Only rank 0 writes."
     def __init__(self, run_dir, cfg: TrainConfig, config, start_step: int, active: bool):
@@ -343,7 +351,7 @@ class _Loggers:
         if self.tb: self.tb.close()
         if self.wb: self.wb.finish()
 
-# %% ../nbs/00_core.ipynb #e1fc602f
+# %% ../nbs/00_core.ipynb #17ab7c3d
 @torch.no_grad()
 def validate(model, val_data, num_batches: int, device) -> dict:
     "Mean of every loss term over up to `num_batches` validation batches (model in eval mode)."
@@ -357,7 +365,7 @@ def validate(model, val_data, num_batches: int, device) -> dict:
     model.train(was_training)
     return {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
 
-# %% ../nbs/00_core.ipynb #736a84d4
+# %% ../nbs/00_core.ipynb #d09c79a6
 def _setup(model, cfg, run_dir, config, optimizer, resume):
     "Device, DDP wrapper, optimiser, scheduler and (when resuming) the restored step / best value."
     device = init_distributed(get_device(cfg.device))
@@ -373,7 +381,7 @@ def _setup(model, cfg, run_dir, config, optimizer, resume):
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     return device, net, opt, sched, step, best
 
-# %% ../nbs/00_core.ipynb #df379f7b
+# %% ../nbs/00_core.ipynb #543dbe3d
 def fit(model: nn.Module, train_data, cfg: TrainConfig, run_dir, val_data=None, config=None,
         val_fn: Callable | None = None, log_fn: Callable | None = None, optimizer=None,
         resume: bool = True, progress: bool = True) -> FitResult:
@@ -431,7 +439,7 @@ def fit(model: nn.Module, train_data, cfg: TrainConfig, run_dir, val_data=None, 
         bar.close(); logs.close()
     return FitResult(run_dir, step, train_row, val_row, best, time.time() - t0)
 
-# %% ../nbs/00_core.ipynb #6ad4b47b
+# %% ../nbs/00_core.ipynb #e8ae4524
 def save_summary(out_dir, stage: str, figures: dict, notes: str = "") -> Path:
     "Write a stage's headline figures to `out_dir/summary_<stage>.json` for the course report."
     figures = {k: (round(float(v), 6) if isinstance(v, (float, np.floating, torch.Tensor)) else v) for k, v in figures.items()}

@@ -8,10 +8,11 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/vae.html.md"""
 __all__ = ['ENV_DATA', 'VAEModelConfig', 'VAEDataConfig', 'VAEConfig', 'encoder_trunk', 'decoder_net', 'reparameterize',
            'kl_diag_gaussian', 'free_bits', 'beta_at', 'to_images', 'ConvVAE', 'variance_regularizer',
            'ConvAutoencoder', 'vae_datasets', 'recon_metrics', 'image_grid', 'val_frames', 'train_vae', 'encode_frames',
-           'encode_dataset', 'train_cli']
+           'folder_lock', 'encode_dataset', 'train_cli']
 
-# %% ../nbs/05_vae.ipynb #8db60d86
+# %% ../nbs/05_vae.ipynb #f50c7aa8
 import argparse, hashlib, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from torch import nn
 
 from .core import SCALES, TrainConfig, ConfigError, apply_overrides, preset, fit, make_run_dir, seed_everything, load_model
 
-# %% ../nbs/05_vae.ipynb #5278ef27
+# %% ../nbs/05_vae.ipynb #9d069ea1
 @dataclass
 class VAEModelConfig:
     "Architecture and loss of the ConvVAE (kind='vae') or of the autoencoder baseline (kind='ae')."
@@ -48,7 +49,7 @@ class VAEDataConfig:
     policy: str = "sticky"  # data-collection policy: random | sticky | brownian
     val_fraction: float = 0.05  # episodes of the training data kept for validation
 
-# %% ../nbs/05_vae.ipynb #4f3eb0c3
+# %% ../nbs/05_vae.ipynb #5dcce365
 ENV_DATA = {  # per env family: policy, then (train_steps, heldout_steps) at smoke / quick / full
     "procgen": ("sticky", [(3_000, 1_500), (60_000, 10_000), (1_000_000, 50_000)]),
     "atari": ("sticky", [(3_000, 1_500), (60_000, 10_000), (1_000_000, 50_000)]),
@@ -91,7 +92,7 @@ class VAEConfig:
         cfg.data.train_steps, cfg.data.heldout_steps = steps[SCALES.index(scale)]
         return cfg
 
-# %% ../nbs/05_vae.ipynb #774ddba6
+# %% ../nbs/05_vae.ipynb #fb8619e2
 def encoder_trunk(C: int, w: int) -> nn.Sequential:
     "(N, C, 64, 64) -> (N, 8w*2*2) features: four 4x4 stride-2 convs, no padding."
     chans = [C, w, 2 * w, 4 * w, 8 * w]
@@ -110,7 +111,7 @@ def _check_obs(cfg: VAEModelConfig):
     if list(cfg.obs_shape[1:]) != [64, 64]:
         raise ConfigError(f"the ConvVAE takes 64x64 frames, got {cfg.obs_shape[1]}x{cfg.obs_shape[2]}; collect with size=64")
 
-# %% ../nbs/05_vae.ipynb #415c8d43
+# %% ../nbs/05_vae.ipynb #5d58f22d
 def reparameterize(mu, logvar):
     "z = mu + sigma * eps with eps ~ N(0, I): a sample of N(mu, diag(exp(logvar))) that gradients flow through."
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
@@ -119,7 +120,7 @@ def kl_diag_gaussian(mu, logvar):
     "KL( N(mu, diag(exp(logvar))) || N(0, I) ) per dimension: 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2)."
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
 
-# %% ../nbs/05_vae.ipynb #1b1beb86
+# %% ../nbs/05_vae.ipynb #b5defa39
 def free_bits(kl, kl_tolerance: float, z_dim: int):
     "KL per image (N,) clamped below at kl_tolerance * z_dim nats: no gradient while an image is under the tolerance."
     return kl.clamp(min=kl_tolerance * z_dim)
@@ -134,7 +135,7 @@ def to_images(x):
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
     return x.reshape(-1, *x.shape[-3:])
 
-# %% ../nbs/05_vae.ipynb #3fea5999
+# %% ../nbs/05_vae.ipynb #bb24d6e6
 class ConvVAE(nn.Module):
     "Ha & Schmidhuber's ConvVAE: 64x64 frames <-> Gaussian codes z (z_dim)."
     def __init__(self, cfg: VAEModelConfig):
@@ -176,7 +177,7 @@ class ConvVAE(nn.Module):
         return {"loss": loss, "recon": sse.mean().detach(), "kl": kl.mean().detach(), "kl_per_dim": kl.mean().detach() / c.z_dim,
                 "mse": sse.mean().detach() / x[0].numel(), "beta": torch.tensor(beta)}
 
-# %% ../nbs/05_vae.ipynb #d41a41b2
+# %% ../nbs/05_vae.ipynb #58fd19a3
 def variance_regularizer(z, target: float = 1.0, lam: float = 1.0):
     "lam * mean_j (Var_batch(z_j) - target)^2 for codes z (N, z_dim)."
     return lam * (z.var(0) - target).pow(2).mean()
@@ -205,7 +206,7 @@ class ConvAutoencoder(nn.Module):
         return {"loss": recon + reg, "recon": recon.detach(), "var_reg": reg.detach(), "z_var": z.var(0).mean().detach(),
                 "mse": (xh - x).pow(2).mean().detach()}
 
-# %% ../nbs/05_vae.ipynb #09cc6a75
+# %% ../nbs/05_vae.ipynb #2118dead
 def vae_datasets(cfg: VAEConfig, data_root="data", progress: bool = True):
     "(train, val, heldout) EpisodeDatasets for `cfg`, collected into `data_root` on first use (shared with the pixel stage)."
     from worldmodels_nb.pixel import pixel_datasets
@@ -215,7 +216,7 @@ def vae_datasets(cfg: VAEConfig, data_root="data", progress: bool = True):
     _check_obs(cfg.model)
     return train, val, held
 
-# %% ../nbs/05_vae.ipynb #7f0e14ef
+# %% ../nbs/05_vae.ipynb #056f3331
 @torch.no_grad()
 def recon_metrics(model, frames, batch_size: int = 256) -> dict:
     "Per-pixel MSE and mean per-frame PSNR (dB) of model.reconstruct on frames (N, C, H, W)."
@@ -247,7 +248,7 @@ def val_frames(ds, n: int = 256, stride: int | None = None):
     stride = stride or max(1, ds.num_steps // n)
     return torch.cat([b["frames"][:, 0] for b in ds.clips(1, stride=stride, max_clips=n, batch_size=n)])
 
-# %% ../nbs/05_vae.ipynb #bcab23d2
+# %% ../nbs/05_vae.ipynb #a66887ad
 def train_vae(cfg: VAEConfig, train_ds, val_ds, out_dir="runs", run_dir=None, progress: bool = True, name: str | None = None):
     "Train a ConvVAE (or the AE baseline, model.kind='ae') with `core.fit`; returns (model, FitResult)."
     import matplotlib.pyplot as plt
@@ -267,7 +268,7 @@ def train_vae(cfg: VAEConfig, train_ds, val_ds, out_dir="runs", run_dir=None, pr
               val_fn=val_fn, progress=progress)
     return model, res
 
-# %% ../nbs/05_vae.ipynb #4f5677a7
+# %% ../nbs/05_vae.ipynb #3224d12a
 def _fingerprint(model) -> str:
     h = hashlib.sha256()
     for k, v in model.state_dict().items(): h.update(k.encode()); h.update(v.detach().cpu().numpy().tobytes())
@@ -283,7 +284,17 @@ def encode_frames(model, frames, batch_size: int = 256, device=None) -> np.ndarr
         out.append(torch.cat(model.encode(to_images(x)), 1).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 2 * model.cfg.z_dim), np.float32)
 
-# %% ../nbs/05_vae.ipynb #86388737
+# %% ../nbs/05_vae.ipynb #27d88372
+@contextmanager
+def folder_lock(folder):
+    "Hold an exclusive lock on `folder/.lock` (created if needed): concurrent writers of one folder take turns."
+    import fcntl
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with open(Path(folder)/".lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
 def encode_dataset(model, ds, out, batch_size: int = 256, shard_size: int = 50_000, checkpoint=None, progress: bool = False):
     "Encode every episode of EpisodeDataset `ds` with a ConvVAE (or a checkpoint path) into latent dataset `out`; returns it."
     from tqdm.auto import tqdm
@@ -293,29 +304,33 @@ def encode_dataset(model, ds, out, batch_size: int = 256, shard_size: int = 50_0
     model.eval(); out = Path(out)
     latent = dict(kind="vae", z_dim=model.cfg.z_dim, layout="[mu, logvar]", source=str(Path(ds.path).resolve()), episodes=int(ds.num_episodes),
                   steps=int(ds.num_steps), checkpoint=str(Path(checkpoint).resolve()) if checkpoint else None, fingerprint=_fingerprint(model))
-    old = read_manifest(out) if out.exists() else None
-    if old is not None and old.get("latent") == latent and old.get("complete"): return EpisodeDataset(out)
+    same = lambda a, b: all(a.get(k) == b.get(k) for k in ("kind", "z_dim", "source", "episodes", "steps", "fingerprint"))  # not the path
+    old = read_manifest(out) if (out/"manifest.json").exists() else None
     if old is not None and (old.get("latent") or {}).get("source") != latent["source"]:
         raise DatasetError(f"{out} holds another dataset ({old.get('env_id')}, source {(old.get('latent') or {}).get('source')}); use another out")
-    if out.exists():
+    with folder_lock(out):  # two processes encoding into one folder take turns; the second finds the work done
+        old = read_manifest(out)
+        if old is not None and old.get("complete") and same(old.get("latent") or {}, latent):
+            if latent["checkpoint"] and old["latent"].get("checkpoint") != latent["checkpoint"]:  # same weights, record where they now are
+                old["latent"]["checkpoint"] = latent["checkpoint"]; write_manifest(out, old)
+            return EpisodeDataset(out)
         for p in out.glob("shard_*"): p.unlink()  # stale or partial encoding of the same source: redo it
-    out.mkdir(parents=True, exist_ok=True)
-    sm = ds.manifest
-    m = dict(format=FORMAT, env_id=sm["env_id"], env_kwargs=sm.get("env_kwargs", {}), settings=sm.get("settings", {}), latent=latent,
-             observation_space=dict(kind="box", shape=[2 * model.cfg.z_dim], dtype="float32", low=None, high=None),
-             action_space=sm["action_space"], policy=sm.get("policy"), policy_kwargs=sm.get("policy_kwargs", {}), shards=[],
-             target_steps=int(ds.num_steps), complete=False, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    write_manifest(out, m)
-    buf, n = [], 0
-    for i in tqdm(range(ds.num_episodes), desc=f"encode -> {out.name}", disable=not progress):
-        ep = ds.episode(i)
-        buf.append({**ep, "frames": encode_frames(model, ep["frames"], batch_size)}); n += len(ep["frames"])
-        if n >= shard_size or i == ds.num_episodes - 1:
-            write_shard(out, m, {f: np.concatenate([e[f] for e in buf]) for f in FIELDS}); buf, n = [], 0
-    m["complete"] = True; write_manifest(out, m)
+        sm = ds.manifest
+        m = dict(format=FORMAT, env_id=sm["env_id"], env_kwargs=sm.get("env_kwargs", {}), settings=sm.get("settings", {}), latent=latent,
+                 observation_space=dict(kind="box", shape=[2 * model.cfg.z_dim], dtype="float32", low=None, high=None),
+                 action_space=sm["action_space"], policy=sm.get("policy"), policy_kwargs=sm.get("policy_kwargs", {}), shards=[],
+                 target_steps=int(ds.num_steps), complete=False, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        write_manifest(out, m)
+        buf, n = [], 0
+        for i in tqdm(range(ds.num_episodes), desc=f"encode -> {out.name}", disable=not progress):
+            ep = ds.episode(i)
+            buf.append({**ep, "frames": encode_frames(model, ep["frames"], batch_size)}); n += len(ep["frames"])
+            if n >= shard_size or i == ds.num_episodes - 1:
+                write_shard(out, m, {f: np.concatenate([e[f] for e in buf]) for f in FIELDS}); buf, n = [], 0
+        m["complete"] = True; write_manifest(out, m)
     return EpisodeDataset(out)
 
-# %% ../nbs/05_vae.ipynb #f18508a1
+# %% ../nbs/05_vae.ipynb #25021b37
 def train_cli(argv=None):
     "wm-train vae [--data DIR] [--env ID] [--scale quick] [--out runs] [--resume RUN] [--encode DIR] [key=value ...]"
     from worldmodels_nb.data import EpisodeDataset, ensure_dataset, read_manifest
