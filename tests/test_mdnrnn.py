@@ -82,7 +82,8 @@ def test_shapes_and_gradients(mixture, continuous):
                  truncated=torch.zeros(B, T, dtype=torch.bool))
     out = m.loss(batch)
     out["loss"].backward()
-    assert {"loss", "nll", "reward_mse", "done_bce"} <= set(out) and torch.isfinite(out["loss"])
+    assert {"loss", "nll", "reward_mse", "done_bce", "mix_entropy"} <= set(out) and torch.isfinite(out["loss"])
+    assert 0 <= float(out["mix_entropy"]) <= math.log(cfg.num_mixtures) + 1e-6
     assert all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in m.parameters())
     p, r, d, h, st = m(torch.randn(B, T, 4), acts)
     assert r.shape == (B, T) and d.shape == (B, T) and h.shape == (B, T, 16) and st[0].shape == (1, B, 16)
