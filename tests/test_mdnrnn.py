@@ -8,7 +8,7 @@ from worldmodels_nb.core import ConfigError, apply_overrides, load_model, save_c
 from worldmodels_nb.data import FORMAT, EpisodeDataset, write_manifest, write_shard
 from worldmodels_nb.mdnrnn import (BatchedDream, DreamEnv, GaussianZ, LatentSequences, MDNRNN, MDNRNNConfig, MDNRNNModelConfig, StaticZ,
                                    VMWorldModel, evaluate_latents, mdn_log_prob, mdn_mean, mdn_mode, mdn_out_size, mdn_sample, mdn_split,
-                                   noise_floor, resolve_model_config, roc_auc)
+                                   find_eval, noise_floor, resolve_model_config, roc_auc)
 from worldmodels_nb.metrics import evaluate_rollouts
 from worldmodels_nb.vae import ConvVAE, VAEConfig, VAEModelConfig, encode_dataset
 
@@ -273,3 +273,19 @@ def test_noise_floor_is_the_entropy_of_q_and_bounds_every_model(latents):
     # the oracle that knows mu_{t+1} reaches it; the z-stays-same baseline does not go below it
     for model in (StaticZ().fit(s), GaussianZ().fit(s), MDNRNN(model_cfg())):
         assert evaluate_latents(model, s)["nll_per_dim"] > noise_floor(s) - 0.05
+
+def test_find_eval_matches_protocol_and_data(tmp_path):
+    import json, os, time
+    def write(run, ctx, hor, n, data=None, age=0):
+        d = tmp_path/run; d.mkdir(parents=True)
+        e = {"model": {"context": ctx, "horizon": hor, "num_clips": n, "psnr": [20.0] * hor}}
+        if data: e["meta"] = {"data": data}
+        (d/"eval.json").write_text(json.dumps(e)); t = time.time() - age; os.utime(d/"eval.json", (t, t))
+    write("a/20260101-000000_pixel_procgen-coinrun", 4, 32, 256, "/data/held", age=30)
+    write("20260102-000000_pixel_procgen-coinrun", 4, 32, 256, "/data/other", age=20)  # newer, other data
+    write("20260103-000000_pixel_procgen-coinrun", 4, 8, 256, "/data/held", age=10)  # newer, too short
+    write("20260104-000000_pixel-noact_procgen-coinrun", 4, 32, 256, "/data/held")  # another stage name
+    p, e = find_eval("pixel", "procgen:coinrun", [tmp_path], 4, 32, 256, data="/data/held")
+    assert p.parent.name == "20260101-000000_pixel_procgen-coinrun"
+    assert find_eval("pixel", "procgen:coinrun", [tmp_path], 4, 32, 100) is None
+    assert find_eval("pixel", "procgen:coinrun", [tmp_path], 4, 32, 256)[0].parent.name == "20260102-000000_pixel_procgen-coinrun"

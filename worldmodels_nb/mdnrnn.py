@@ -11,7 +11,7 @@ __all__ = ['LOG_2PI', 'MDNRNNModelConfig', 'MDNRNNConfig', 'latent_datasets', 'r
            'roc_auc', 'evaluate_latents', 'dream_codes', 'VMWorldModel', 'VOracle', 'find_eval', 'BatchedDream',
            'DreamEnv', 'dream_vs_real', 'as_world_model', 'train_cli']
 
-# %% ../nbs/06_mdnrnn.ipynb #59c70625
+# %% ../nbs/06_mdnrnn.ipynb #402a7516
 import argparse, glob, json, math, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,7 @@ from .core import (SCALES, TrainConfig, ConfigError, apply_overrides, preset, fi
                                  load_model, load_checkpoint)
 from .vae import to_images
 
-# %% ../nbs/06_mdnrnn.ipynb #8ff4a279
+# %% ../nbs/06_mdnrnn.ipynb #62fc461f
 @dataclass
 class MDNRNNModelConfig:
     "Architecture and loss of the MDN-RNN."
@@ -68,7 +68,7 @@ class MDNRNNConfig:
         return cls(MDNRNNModelConfig(), TrainConfig(max_steps=20_000, batch_size=100, lr=1e-3, schedule="constant", grad_clip=1.0,
                                                     log_every=100, val_every=2000, val_batches=16, ckpt_every=2000, monitor="val_nll"), seq_len=1000)
 
-# %% ../nbs/06_mdnrnn.ipynb #b529a797
+# %% ../nbs/06_mdnrnn.ipynb #2b9811b4
 def _vae_from_latents(lat_dir):
     "The ConvVAE whose checkpoint wrote latent dataset `lat_dir` (and the path), or (None, None) if it is gone or differs."
     from worldmodels_nb.data import read_manifest
@@ -117,7 +117,7 @@ def resolve_model_config(cfg: MDNRNNConfig, lat) -> MDNRNNConfig:
     if info.get("checkpoint"): cfg.vae_checkpoint = cfg.vae_checkpoint or info["checkpoint"]
     return cfg
 
-# %% ../nbs/06_mdnrnn.ipynb #42b1c8db
+# %% ../nbs/06_mdnrnn.ipynb #da13ff87
 class LatentSequences:
     "All rows of a latent EpisodeDataset (view) in memory; padded windows that never cross an episode end."
     def __init__(self, ds):
@@ -157,7 +157,7 @@ class LatentSequences:
         starts = np.concatenate([np.arange(s, s + n, T) for s, n in zip(self.ep_start, self.ep_len)])
         for i in range(0, len(starts), batch_size): yield self.window(starts[i:i + batch_size], T)
 
-# %% ../nbs/06_mdnrnn.ipynb #3ea22788
+# %% ../nbs/06_mdnrnn.ipynb #82c81163
 LOG_2PI = math.log(2 * math.pi)
 
 def normal_logpdf(x, mean, log_sigma):
@@ -185,7 +185,7 @@ def mdn_log_prob(p: dict, z):
     if p["mixture"] == "per_dim": return torch.logsumexp(log_pi + normal_logpdf(z[..., None], p["mean"], p["log_sigma"]), -1).sum(-1)
     return torch.logsumexp(log_pi + normal_logpdf(z[..., None, :], p["mean"], p["log_sigma"]).sum(-1), -1)
 
-# %% ../nbs/06_mdnrnn.ipynb #6361f0ac
+# %% ../nbs/06_mdnrnn.ipynb #69acab45
 def mdn_sample(p: dict, tau: float = 1.0, generator=None):
     "A sample of the mixture at temperature tau (logits / tau, std * sqrt(tau)); tau = 0 gives `mdn_mode`."
     if tau <= 0: return mdn_mode(p)
@@ -211,7 +211,7 @@ def mdn_mode(p: dict):
     if p["mixture"] == "per_dim": return p["mean"].gather(-1, k[..., None])[..., 0]
     return p["mean"].gather(-2, k[..., None, None].expand(*k.shape, 1, p["mean"].shape[-1]))[..., 0, :]
 
-# %% ../nbs/06_mdnrnn.ipynb #a8782a9b
+# %% ../nbs/06_mdnrnn.ipynb #9e8f95a6
 def split_latents(frames):
     "Stored latent rows (..., 2Z) -> (mu, logvar)."
     return frames.chunk(2, -1)
@@ -289,7 +289,7 @@ class MDNRNN(nn.Module):
                 "reward_mse": r_mse.detach() * c.reward_scale ** 2,  # logged in the reward's own units
                 "done_bce": d_bce.detach()}
 
-# %% ../nbs/06_mdnrnn.ipynb #bd8830fb
+# %% ../nbs/06_mdnrnn.ipynb #045c3d37
 def train_mdnrnn(cfg: MDNRNNConfig, train_ds, val_ds, out_dir="runs", run_dir=None, progress: bool = True, name: str | None = None):
     "Train an MDN-RNN on latent datasets (EpisodeDataset views) with `core.fit`; returns (model, FitResult)."
     seed_everything(cfg.train.seed)
@@ -303,7 +303,7 @@ def train_mdnrnn(cfg: MDNRNNConfig, train_ds, val_ds, out_dir="runs", run_dir=No
               config=cfg, progress=progress)
     return model, res
 
-# %% ../nbs/06_mdnrnn.ipynb #34bfa46b
+# %% ../nbs/06_mdnrnn.ipynb #4ef876e9
 class StaticZ(nn.Module):
     "Baseline: z_{t+1} ~ N(z_t, diag s^2), s^2 the mean squared step of the training codes."
     def __init__(self): super().__init__(); self.register_buffer("log_s", torch.zeros(0))
@@ -368,7 +368,7 @@ def evaluate_latents(model, seqs: "LatentSequences", T: int = 64, seed: int = 0,
                    done_scores=ds, done_labels=dl)
     return out
 
-# %% ../nbs/06_mdnrnn.ipynb #78f9060e
+# %% ../nbs/06_mdnrnn.ipynb #ac376961
 @torch.no_grad()
 def dream_codes(mdn: MDNRNN, z0, actions, tau: float = 1.0, generator=None, state=None, how: str = "sample"):
     "Open-loop code rollout: from z0 (B, Z) through actions (B, H[, A]); how = sample (at tau) | mean | mode -> (B, H, Z)."
@@ -379,7 +379,7 @@ def dream_codes(mdn: MDNRNN, z0, actions, tau: float = 1.0, generator=None, stat
         out.append(z)
     return torch.stack(out, 1)
 
-# %% ../nbs/06_mdnrnn.ipynb #5786b063
+# %% ../nbs/06_mdnrnn.ipynb #015b738c
 class VMWorldModel(nn.Module):
     "V (a ConvVAE) + M (an MDN-RNN) as a `WorldModel`: observe encodes and filters, imagine predicts codes and decodes them."
     def __init__(self, vae, mdn: MDNRNN, how: str = "mean", tau: float = 1.0, seed: int = 0):
@@ -417,9 +417,9 @@ class VOracle(nn.Module):
         x = self.targets_fn(); B, H = x.shape[:2]
         return self.vae.reconstruct(x.reshape(B * H, *x.shape[2:])).reshape(x.shape)
 
-# %% ../nbs/06_mdnrnn.ipynb #435856c0
-def find_eval(stage: str, env: str, roots, context: int, horizon: int, num_clips: int):
-    "Newest eval.json of run folders `*_{stage}_{slug(env)}` under `roots` (or one level down) matching the protocol; else None."
+# %% ../nbs/06_mdnrnn.ipynb #3f888065
+def find_eval(stage: str, env: str, roots, context: int, horizon: int, num_clips: int, data=None):
+    "Newest eval.json of run folders `*_{stage}_{slug(env)}` under `roots` (or one level down) with the same protocol (and data, if recorded)."
     from worldmodels_nb.core import slug
     cands = []
     for r in roots:
@@ -428,10 +428,11 @@ def find_eval(stage: str, env: str, roots, context: int, horizon: int, num_clips
         try: e = json.loads(Path(p).read_text())
         except (OSError, ValueError): continue
         m = e.get("model", {})
-        if m.get("context") == context and m.get("horizon", 0) >= horizon and m.get("num_clips") == num_clips: return Path(p), e
+        same_data = data is None or (e.get("meta") or {}).get("data", str(data)) == str(data)
+        if m.get("context") == context and m.get("horizon", 0) >= horizon and m.get("num_clips") == num_clips and same_data: return Path(p), e
     return None
 
-# %% ../nbs/06_mdnrnn.ipynb #0b6ec2f3
+# %% ../nbs/06_mdnrnn.ipynb #4f59c9b1
 class BatchedDream:
     "B dreams of an MDN-RNN stepped together; observations [z, h] (B, Z + hidden)."
     def __init__(self, mdn: MDNRNN, start_latents, vae=None, tau: float = 1.0, max_steps: int = 1000, done_mode: str = "sample",
@@ -495,7 +496,7 @@ class BatchedDream:
             if self.over.all(): break
         return ret, length
 
-# %% ../nbs/06_mdnrnn.ipynb #97d9174e
+# %% ../nbs/06_mdnrnn.ipynb #a29726ec
 class DreamEnv(gym.Env):
     "One MDN-RNN dream as a Gymnasium env: observation [z, h], M's reward and done; render() decodes the code with V."
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
@@ -531,7 +532,7 @@ class DreamEnv(gym.Env):
         x = (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
         return np.repeat(x, 3, -1) if x.shape[-1] == 1 else x
 
-# %% ../nbs/06_mdnrnn.ipynb #7c2b4bb3
+# %% ../nbs/06_mdnrnn.ipynb #5b306658
 @torch.no_grad()
 def dream_vs_real(vae, mdn: MDNRNN, episode: dict, steps: int = 64, tau: float = 1.0, seed: int = 0):
     "(real frames, dreamed frames), each (T, C, H, W) in [0, 1]: the dream starts from the episode's first frame and replays its actions."
@@ -541,7 +542,7 @@ def dream_vs_real(vae, mdn: MDNRNN, episode: dict, steps: int = 64, tau: float =
     zs = dream_codes(mdn, z0, a, tau, torch.Generator().manual_seed(seed))
     return x[1:], vae.decode(zs[0])
 
-# %% ../nbs/06_mdnrnn.ipynb #14072f5e
+# %% ../nbs/06_mdnrnn.ipynb #494c3d5c
 def as_world_model(self: MDNRNN, cfg: MDNRNNConfig, device="cpu", how: str = "mean", tau: float = 1.0) -> VMWorldModel:
     "V+M from an MDN-RNN and its config's `vae_checkpoint` (used by `wm-eval`)."
     if not cfg.vae_checkpoint: raise ConfigError("this MDN-RNN's config has no vae_checkpoint; pass the V explicitly to VMWorldModel")

@@ -9,7 +9,7 @@ __all__ = ['PixelModelConfig', 'PixelDataConfig', 'PixelConfig', 'FiLM', 'Block'
            'clip_len', 'to_float', 'pixel_loss', 'pixel_observe', 'pixel_imagine', 'pixel_datasets',
            'resolve_model_config', 'make_hooks', 'train_pixel', 'train_cli']
 
-# %% ../nbs/04_pixel.ipynb #3ddbfc37
+# %% ../nbs/04_pixel.ipynb #fbfe00c6
 import argparse, math, sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from torch import nn
 from .core import (TrainConfig, ConfigError, apply_overrides, preset, fit, make_run_dir, seed_everything,
                                  slug, save_summary)
 
-# %% ../nbs/04_pixel.ipynb #c7294277
+# %% ../nbs/04_pixel.ipynb #f069613d
 @dataclass
 class PixelModelConfig:
     "Architecture and loss of the pixel world model."
@@ -48,7 +48,7 @@ class PixelDataConfig:
     policy: str = "sticky"  # data-collection policy
     val_fraction: float = 0.05  # episodes of the training data kept for validation
 
-# %% ../nbs/04_pixel.ipynb #3731e4b4
+# %% ../nbs/04_pixel.ipynb #7d720e3c
 @dataclass
 class PixelConfig:
     "Everything a pixel world model run needs."
@@ -77,7 +77,7 @@ class PixelConfig:
                    TrainConfig(max_steps=100_000, batch_size=64, lr=5e-4, warmup_steps=1000, val_every=5000,
                                val_batches=16, ckpt_every=5000))
 
-# %% ../nbs/04_pixel.ipynb #f7e88ab0
+# %% ../nbs/04_pixel.ipynb #0bd3b968
 class FiLM(nn.Module):
     "Per-channel affine modulation of a feature map by a conditioning vector: (1 + gamma(c)) * x + beta(c)."
     def __init__(self, cond_dim: int, channels: int):
@@ -96,7 +96,7 @@ class Block(nn.Module):
         self.norm, self.film = nn.GroupNorm(min(8, cout), cout), FiLM(cond_dim, cout)
     def forward(self, x, c): return F.silu(self.film(self.norm(self.conv(x)), c))
 
-# %% ../nbs/04_pixel.ipynb #f9ffaed6
+# %% ../nbs/04_pixel.ipynb #5818d8da
 def warp(img, flow):
     "Sample `img` (N, C, H, W) at pixel offsets `flow` (N, 2, H, W) = (dx, dy) in pixels; zero flow is the identity."
     N, _, H, W = img.shape
@@ -105,7 +105,7 @@ def warp(img, flow):
     y = (ys + 0.5 + flow[:, 1]) * (2 / H) - 1
     return F.grid_sample(img, torch.stack([x, y], -1), mode="bilinear", padding_mode="border", align_corners=False)
 
-# %% ../nbs/04_pixel.ipynb #242d5c9d
+# %% ../nbs/04_pixel.ipynb #a99faa45
 class PixelWorldModel(nn.Module):
     "U-Net over k stacked context frames, FiLM-conditioned on actions, predicting the next n frames."
     def __init__(self, cfg: PixelModelConfig):
@@ -151,7 +151,7 @@ class PixelWorldModel(nn.Module):
         base = torch.logit(warped.clamp(1e-3, 1 - 1e-3)).reshape(B, self.cfg.n_pred * C, H, W)
         return (base + delta).reshape(B, self.cfg.n_pred, C, H, W)
 
-# %% ../nbs/04_pixel.ipynb #7b0c68ad
+# %% ../nbs/04_pixel.ipynb #25e64cec
 def frame_loss(logits, target, prev, kind: str = "mse", motion_weight: float = 0.0):
     "Weighted per-pixel loss between predicted logits and target frames in [0,1] (prev: the last context frame)."
     if kind == "bce": per = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
@@ -162,7 +162,7 @@ def frame_loss(logits, target, prev, kind: str = "mse", motion_weight: float = 0
     w = 1 + motion_weight * ((target - prev).abs() > 0.02).float()
     return (w * per).sum() / w.sum()
 
-# %% ../nbs/04_pixel.ipynb #e9323168
+# %% ../nbs/04_pixel.ipynb #9244236c
 def clip_len(cfg: PixelModelConfig) -> int:
     "Frames per training clip: k context + n predicted per step, for m rollout steps."
     return cfg.context + cfg.n_pred * cfg.rollout_steps
@@ -186,7 +186,7 @@ def pixel_loss(self, batch):
 
 PixelWorldModel.loss = pixel_loss
 
-# %% ../nbs/04_pixel.ipynb #bef82ca0
+# %% ../nbs/04_pixel.ipynb #3aab510c
 @torch.no_grad()
 def pixel_observe(self, frames, actions):
     "State after a context: the last k frames (B, k, C, H, W) in [0,1] and the k-1 actions between them."
@@ -210,7 +210,7 @@ def pixel_imagine(self, state, actions):
 
 PixelWorldModel.observe, PixelWorldModel.imagine = pixel_observe, pixel_imagine
 
-# %% ../nbs/04_pixel.ipynb #9847eea1
+# %% ../nbs/04_pixel.ipynb #234abd06
 def pixel_datasets(cfg: PixelConfig, data_root="data", progress: bool = True):
     "(train, val, heldout) EpisodeDatasets for `cfg`, collected into `data_root` on first use."
     from worldmodels_nb.data import ensure_dataset, heldout_kwargs
@@ -233,7 +233,7 @@ def resolve_model_config(cfg: PixelConfig, ds) -> PixelConfig:
     cfg.model.num_actions, cfg.model.action_dim = (a["n"], 0) if a["kind"] == "discrete" else (0, int(np.prod(a["shape"])))
     return cfg
 
-# %% ../nbs/04_pixel.ipynb #eaa940fe
+# %% ../nbs/04_pixel.ipynb #67f299d7
 def make_hooks(cfg: PixelConfig, val_ds, horizon: int = 16, num_clips: int = 32):
     "(val_fn, log_fn) for `fit`: rollout metrics, videos and plots at validation; image strips at log steps."
     import matplotlib.pyplot as plt
@@ -261,7 +261,7 @@ def make_hooks(cfg: PixelConfig, val_ds, horizon: int = 16, num_clips: int = 32)
         plt.close(image_strip(x[0, :k].cpu(), pred[0].cpu(), x[0, k:k + 4].cpu(), Path(run_dir)/"images"/f"strip_{step:06d}.png"))
     return val_fn, log_fn
 
-# %% ../nbs/04_pixel.ipynb #cb27b6e6
+# %% ../nbs/04_pixel.ipynb #369dd536
 def train_pixel(cfg: PixelConfig, train_ds, val_ds, out_dir="runs", run_dir=None, progress: bool = True, name: str = "pixel",
                 init=None):
     "Train a pixel world model with `core.fit` (from `init`'s weights if given); returns (model, FitResult)."
@@ -276,7 +276,7 @@ def train_pixel(cfg: PixelConfig, train_ds, val_ds, out_dir="runs", run_dir=None
               val_data=val_batches, config=cfg, val_fn=val_fn, log_fn=log_fn, progress=progress)
     return model, res
 
-# %% ../nbs/04_pixel.ipynb #20a9fc9a
+# %% ../nbs/04_pixel.ipynb #2f9755d5
 def train_cli(argv=None):
     "wm-train pixel [--data DIR] [--scale quick] [--out runs] [--resume RUN] [key=value ...]"
     from worldmodels_nb.data import EpisodeDataset, ensure_dataset, read_manifest
