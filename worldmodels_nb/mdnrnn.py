@@ -6,12 +6,12 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/mdnrnn.html.md"""
 
 # %% auto #0
 __all__ = ['LOG_2PI', 'MDNRNNModelConfig', 'MDNRNNConfig', 'latent_datasets', 'resolve_model_config', 'LatentSequences',
-           'normal_logpdf', 'mdn_split', 'mdn_out_size', 'mdn_log_prob', 'mdn_sample', 'mdn_mean', 'mdn_mode',
-           'split_latents', 'sample_latents', 'MDNRNN', 'train_mdnrnn', 'StaticZ', 'GaussianZ', 'noise_floor',
-           'roc_auc', 'evaluate_latents', 'dream_codes', 'VMWorldModel', 'VOracle', 'find_eval', 'BatchedDream',
-           'DreamEnv', 'dream_vs_real', 'as_world_model', 'train_cli']
+           'normal_logpdf', 'mdn_split', 'mdn_out_size', 'next_log_prob', 'mdn_log_prob', 'mdn_sample', 'mdn_mean',
+           'mdn_mode', 'split_latents', 'sample_latents', 'MDNRNN', 'train_mdnrnn', 'StaticZ', 'GaussianZ',
+           'noise_floor', 'roc_auc', 'evaluate_latents', 'dream_codes', 'VMWorldModel', 'VOracle', 'find_eval',
+           'BatchedDream', 'DreamEnv', 'dream_vs_real', 'as_world_model', 'train_cli']
 
-# %% ../nbs/06_mdnrnn.ipynb #402a7516
+# %% ../nbs/06_mdnrnn.ipynb #6ee8acf7
 import argparse, glob, json, math, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,7 @@ from .core import (SCALES, TrainConfig, ConfigError, apply_overrides, preset, fi
                                  load_model, load_checkpoint)
 from .vae import to_images
 
-# %% ../nbs/06_mdnrnn.ipynb #62fc461f
+# %% ../nbs/06_mdnrnn.ipynb #99c17e8a
 @dataclass
 class MDNRNNModelConfig:
     "Architecture and loss of the MDN-RNN."
@@ -68,7 +68,7 @@ class MDNRNNConfig:
         return cls(MDNRNNModelConfig(), TrainConfig(max_steps=20_000, batch_size=100, lr=1e-3, schedule="constant", grad_clip=1.0,
                                                     log_every=100, val_every=2000, val_batches=16, ckpt_every=2000, monitor="val_nll"), seq_len=1000)
 
-# %% ../nbs/06_mdnrnn.ipynb #2b9811b4
+# %% ../nbs/06_mdnrnn.ipynb #81b0b13b
 def _vae_from_latents(lat_dir):
     "The ConvVAE whose checkpoint wrote latent dataset `lat_dir` (and the path), or (None, None) if it is gone or differs."
     from worldmodels_nb.data import read_manifest
@@ -117,7 +117,7 @@ def resolve_model_config(cfg: MDNRNNConfig, lat) -> MDNRNNConfig:
     if info.get("checkpoint"): cfg.vae_checkpoint = cfg.vae_checkpoint or info["checkpoint"]
     return cfg
 
-# %% ../nbs/06_mdnrnn.ipynb #da13ff87
+# %% ../nbs/06_mdnrnn.ipynb #afbcf0cf
 class LatentSequences:
     "All rows of a latent EpisodeDataset (view) in memory; padded windows that never cross an episode end."
     def __init__(self, ds):
@@ -138,9 +138,9 @@ class LatentSequences:
     def window(self, starts, T: int) -> dict:
         "Windows of T rows from each start (B,), padded past the episode end; `mask` marks real rows."
         starts = torch.as_tensor(starts, dtype=torch.long)
-        idx = starts[:, None] + torch.arange(T)  # (B, T)
-        mask = idx < self.ep_end[starts][:, None]
-        idx = torch.minimum(idx, self.ep_end[starts][:, None] - 1)  # repeat the last row in the padding (masked out)
+        idx, end = starts[:, None] + torch.arange(T), self.ep_end[starts][:, None]  # (B, T), (B, 1)
+        mask = idx < end
+        idx = torch.minimum(idx, end - 1)  # repeat the last row in the padding (masked out)
         return dict(frames=self.frames[idx], actions=self.actions[idx], rewards=self.rewards[idx] * mask,
                     dones=self.dones[idx] & mask, truncated=self.truncated[idx] & mask, mask=mask)
 
@@ -157,7 +157,7 @@ class LatentSequences:
         starts = np.concatenate([np.arange(s, s + n, T) for s, n in zip(self.ep_start, self.ep_len)])
         for i in range(0, len(starts), batch_size): yield self.window(starts[i:i + batch_size], T)
 
-# %% ../nbs/06_mdnrnn.ipynb #82c81163
+# %% ../nbs/06_mdnrnn.ipynb #890c813b
 LOG_2PI = math.log(2 * math.pi)
 
 def normal_logpdf(x, mean, log_sigma):
@@ -179,13 +179,17 @@ def mdn_out_size(z_dim: int, K: int, mixture: str = "per_dim") -> int:
     if mixture not in ("per_dim", "joint"): raise ConfigError(f"unknown mixture {mixture!r}; choose per_dim or joint")
     return 3 * z_dim * K if mixture == "per_dim" else K * (2 * z_dim + 1)
 
+def next_log_prob(p: dict, z):
+    "log p(z_{t+1}) for every transition of a window: the mixtures of steps 0..T-2 scored on the codes of steps 1..T-1 -> (B, T-1)."
+    return mdn_log_prob({k: (v[:, :-1] if torch.is_tensor(v) else v) for k, v in p.items()}, z[:, 1:])
+
 def mdn_log_prob(p: dict, z):
     "log p(z) under mixture `p` for codes z (..., Z): the equation above, summed over the Z dimensions -> (...)."
     log_pi = F.log_softmax(p["logits"], -1)
     if p["mixture"] == "per_dim": return torch.logsumexp(log_pi + normal_logpdf(z[..., None], p["mean"], p["log_sigma"]), -1).sum(-1)
     return torch.logsumexp(log_pi + normal_logpdf(z[..., None, :], p["mean"], p["log_sigma"]).sum(-1), -1)
 
-# %% ../nbs/06_mdnrnn.ipynb #69acab45
+# %% ../nbs/06_mdnrnn.ipynb #a6bfede1
 def mdn_sample(p: dict, tau: float = 1.0, generator=None):
     "A sample of the mixture at temperature tau (logits / tau, std * sqrt(tau)); tau = 0 gives `mdn_mode`."
     if tau <= 0: return mdn_mode(p)
@@ -211,7 +215,7 @@ def mdn_mode(p: dict):
     if p["mixture"] == "per_dim": return p["mean"].gather(-1, k[..., None])[..., 0]
     return p["mean"].gather(-2, k[..., None, None].expand(*k.shape, 1, p["mean"].shape[-1]))[..., 0, :]
 
-# %% ../nbs/06_mdnrnn.ipynb #9e8f95a6
+# %% ../nbs/06_mdnrnn.ipynb #d7d56332
 def split_latents(frames):
     "Stored latent rows (..., 2Z) -> (mu, logvar)."
     return frames.chunk(2, -1)
@@ -274,7 +278,7 @@ class MDNRNN(nn.Module):
         z = sample_latents(frames, g) if c.sample_z else split_latents(frames)[0]
         p, r, d, _, _ = self(z, batch["actions"])
         nxt = (mask[:, 1:] & mask[:, :-1]).float()  # (B, T-1) transitions inside an episode
-        nll = -mdn_log_prob({k: (v[:, :-1] if torch.is_tensor(v) else v) for k, v in p.items()}, z[:, 1:])  # (B, T-1)
+        nll = -next_log_prob(p, z)  # (B, T-1)
         m = mask.float()
         nll_dim = (nll * nxt).sum() / nxt.sum().clamp(min=1) / c.z_dim
         r_mse = (((r - batch["rewards"].float()) / c.reward_scale).pow(2) * m).sum() / m.sum().clamp(min=1)  # on rewards / scale
@@ -289,7 +293,7 @@ class MDNRNN(nn.Module):
                 "reward_mse": r_mse.detach() * c.reward_scale ** 2,  # logged in the reward's own units
                 "done_bce": d_bce.detach()}
 
-# %% ../nbs/06_mdnrnn.ipynb #045c3d37
+# %% ../nbs/06_mdnrnn.ipynb #adc78417
 def train_mdnrnn(cfg: MDNRNNConfig, train_ds, val_ds, out_dir="runs", run_dir=None, progress: bool = True, name: str | None = None):
     "Train an MDN-RNN on latent datasets (EpisodeDataset views) with `core.fit`; returns (model, FitResult)."
     seed_everything(cfg.train.seed)
@@ -303,7 +307,7 @@ def train_mdnrnn(cfg: MDNRNNConfig, train_ds, val_ds, out_dir="runs", run_dir=No
               config=cfg, progress=progress)
     return model, res
 
-# %% ../nbs/06_mdnrnn.ipynb #4ef876e9
+# %% ../nbs/06_mdnrnn.ipynb #552cfd06
 class StaticZ(nn.Module):
     "Baseline: z_{t+1} ~ N(z_t, diag s^2), s^2 the mean squared step of the training codes."
     def __init__(self): super().__init__(); self.register_buffer("log_s", torch.zeros(0))
@@ -323,9 +327,7 @@ class GaussianZ(nn.Module):
         self.m, self.log_s = z.mean(0), 0.5 * torch.log(z.var(0)); return self
     def transition_log_prob(self, z, actions): return normal_logpdf(z[:, 1:], self.m, self.log_s).sum(-1)
 
-def _mdn_transition_log_prob(self: MDNRNN, z, actions):
-    p = self(z, actions)[0]
-    return mdn_log_prob({k: (v[:, :-1] if torch.is_tensor(v) else v) for k, v in p.items()}, z[:, 1:])
+def _mdn_transition_log_prob(self: MDNRNN, z, actions): return next_log_prob(self(z, actions)[0], z)
 MDNRNN.transition_log_prob = _mdn_transition_log_prob
 
 def noise_floor(seqs: "LatentSequences") -> float:
@@ -354,9 +356,10 @@ def evaluate_latents(model, seqs: "LatentSequences", T: int = 64, seed: int = 0,
         b = {k: v.to(device) for k, v in b.items()}
         z = sample_latents(b["frames"], g) if sample else split_latents(b["frames"])[0]
         nxt = b["mask"][:, 1:] & b["mask"][:, :-1]
-        nll += float(-(model.transition_log_prob(z, b["actions"]) * nxt).sum()); n += int(nxt.sum())
+        if isinstance(model, MDNRNN): p, r, d, _, _ = model(z, b["actions"]); lp = next_log_prob(p, z)  # one pass for all three heads
+        else: lp = model.transition_log_prob(z, b["actions"])
+        nll += float(-(lp * nxt).sum()); n += int(nxt.sum())
         if isinstance(model, MDNRNN):
-            _, r, d, _, _ = model(z, b["actions"])
             m = b["mask"]
             r_se += float(((r - b["rewards"]).pow(2) * m).sum()); nr += int(m.sum())
             dscore.append(torch.sigmoid(d)[m].cpu()); dlab.append((b["dones"] & ~b["truncated"])[m].cpu())
@@ -368,7 +371,7 @@ def evaluate_latents(model, seqs: "LatentSequences", T: int = 64, seed: int = 0,
                    done_scores=ds, done_labels=dl)
     return out
 
-# %% ../nbs/06_mdnrnn.ipynb #ac376961
+# %% ../nbs/06_mdnrnn.ipynb #7d0b6bca
 @torch.no_grad()
 def dream_codes(mdn: MDNRNN, z0, actions, tau: float = 1.0, generator=None, state=None, how: str = "sample"):
     "Open-loop code rollout: from z0 (B, Z) through actions (B, H[, A]); how = sample (at tau) | mean | mode -> (B, H, Z)."
@@ -379,7 +382,7 @@ def dream_codes(mdn: MDNRNN, z0, actions, tau: float = 1.0, generator=None, stat
         out.append(z)
     return torch.stack(out, 1)
 
-# %% ../nbs/06_mdnrnn.ipynb #015b738c
+# %% ../nbs/06_mdnrnn.ipynb #76879a0e
 class VMWorldModel(nn.Module):
     "V (a ConvVAE) + M (an MDN-RNN) as a `WorldModel`: observe encodes and filters, imagine predicts codes and decodes them."
     def __init__(self, vae, mdn: MDNRNN, how: str = "mean", tau: float = 1.0, seed: int = 0):
@@ -417,7 +420,7 @@ class VOracle(nn.Module):
         x = self.targets_fn(); B, H = x.shape[:2]
         return self.vae.reconstruct(x.reshape(B * H, *x.shape[2:])).reshape(x.shape)
 
-# %% ../nbs/06_mdnrnn.ipynb #3f888065
+# %% ../nbs/06_mdnrnn.ipynb #3a0df169
 def find_eval(stage: str, env: str, roots, context: int, horizon: int, num_clips: int, data=None):
     "Newest eval.json of run folders `*_{stage}_{slug(env)}` under `roots` (or one level down) with the same protocol (and data, if recorded)."
     from worldmodels_nb.core import slug
@@ -432,7 +435,7 @@ def find_eval(stage: str, env: str, roots, context: int, horizon: int, num_clips
         if m.get("context") == context and m.get("horizon", 0) >= horizon and m.get("num_clips") == num_clips and same_data: return Path(p), e
     return None
 
-# %% ../nbs/06_mdnrnn.ipynb #4f59c9b1
+# %% ../nbs/06_mdnrnn.ipynb #e736bbbe
 class BatchedDream:
     "B dreams of an MDN-RNN stepped together; observations [z, h] (B, Z + hidden)."
     def __init__(self, mdn: MDNRNN, start_latents, vae=None, tau: float = 1.0, max_steps: int = 1000, done_mode: str = "sample",
@@ -496,7 +499,7 @@ class BatchedDream:
             if self.over.all(): break
         return ret, length
 
-# %% ../nbs/06_mdnrnn.ipynb #a29726ec
+# %% ../nbs/06_mdnrnn.ipynb #b44153a0
 class DreamEnv(gym.Env):
     "One MDN-RNN dream as a Gymnasium env: observation [z, h], M's reward and done; render() decodes the code with V."
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
@@ -532,7 +535,7 @@ class DreamEnv(gym.Env):
         x = (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
         return np.repeat(x, 3, -1) if x.shape[-1] == 1 else x
 
-# %% ../nbs/06_mdnrnn.ipynb #5b306658
+# %% ../nbs/06_mdnrnn.ipynb #78e31b1c
 @torch.no_grad()
 def dream_vs_real(vae, mdn: MDNRNN, episode: dict, steps: int = 64, tau: float = 1.0, seed: int = 0):
     "(real frames, dreamed frames), each (T, C, H, W) in [0, 1]: the dream starts from the episode's first frame and replays its actions."
@@ -542,7 +545,7 @@ def dream_vs_real(vae, mdn: MDNRNN, episode: dict, steps: int = 64, tau: float =
     zs = dream_codes(mdn, z0, a, tau, torch.Generator().manual_seed(seed))
     return x[1:], vae.decode(zs[0])
 
-# %% ../nbs/06_mdnrnn.ipynb #494c3d5c
+# %% ../nbs/06_mdnrnn.ipynb #264234ae
 def as_world_model(self: MDNRNN, cfg: MDNRNNConfig, device="cpu", how: str = "mean", tau: float = 1.0) -> VMWorldModel:
     "V+M from an MDN-RNN and its config's `vae_checkpoint` (used by `wm-eval`)."
     if not cfg.vae_checkpoint: raise ConfigError("this MDN-RNN's config has no vae_checkpoint; pass the V explicitly to VMWorldModel")
