@@ -4,8 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest, torch
 from gymnasium import spaces
+from worldmodels_nb.core import ConfigError
 from worldmodels_nb.data import (DatasetError, EpisodeDataset, FIELDS, collect, collect_main, ensure_dataset, heldout_kwargs,
-                                 import_factr_buffer, inspect_main, read_manifest, safe_load_pickle, shard_file, run_vec_env)
+                                 import_factr_buffer, inspect_main, read_manifest, safe_load_pickle, shard_file, run_vec_env,
+                                 DataConfig, ENV_DATA, data_config, dataset_dirs, env_datasets)
 
 # ---------------------------------------------------------------- a fake vec env with known content
 class TaggedVecEnv:
@@ -295,3 +297,62 @@ def test_wm_bench_data_smoke(tmp_path, capsys):
     r = json.loads((tmp_path/"b.json").read_text())
     for k in ("raw_env_steps_per_s", "collect_steps_per_s", "sample_samples_per_s", "naive_samples_per_s"): assert r[k] > 0
     assert r["bench"] == "data" and "sample_samples_per_s" in capsys.readouterr().out
+
+# ---------------------------------------------------------------- the shared data spec: DataConfig, data_config, env_datasets
+def test_data_config_presets():
+    assert data_config("procgen:coinrun", "quick") == DataConfig(60_000, 10_000, "0:500", "100000:100500", "sticky", 0.05)
+    sm = data_config("procgen:bigfish", "smoke")
+    assert (sm.train_steps, sm.heldout_steps, sm.policy, sm.train_levels, sm.heldout_levels) == (3_000, 1_500, "sticky", "0:20", "100000:100020")
+    assert (data_config("CarRacing-v3", "quick").policy, data_config("CarRacing-v3", "quick").train_steps) == ("brownian", 8_000)
+    hc = data_config("HalfCheetah-v5", "full")
+    assert (hc.policy, hc.train_steps, hc.heldout_steps, hc.val_fraction) == ("random", 1_000_000, 50_000, 0.05)
+    assert set(ENV_DATA) == {"procgen", "atari", "carracing", "vizdoom", "mujoco"}
+
+@pytest.mark.parametrize("env,scale,msg", [("Pendulum-v1", "quick", "unknown env id 'Pendulum-v1'"),
+                                           ("procgen:nope", "quick", "unknown procgen game 'nope'"),
+                                           ("procgen:coinrun", "huge", "unknown scale 'huge'")])
+def test_data_config_errors_one_line(env, scale, msg):
+    with pytest.raises(ConfigError, match=msg) as e: data_config(env, scale)
+    assert "\n" not in str(e.value)
+
+def test_dataset_dirs_are_the_pixel_stage_names():
+    tr, ho = dataset_dirs("procgen:coinrun", data_config("procgen:coinrun", "quick"), "data")
+    assert (str(tr), str(ho)) == ("data/procgen-coinrun_sticky_60000", "data/procgen-coinrun_sticky_60000_heldout_10000")
+    tr, ho = dataset_dirs("CarRacing-v3", data_config("CarRacing-v3", "smoke"), "/d")
+    assert (str(tr), str(ho)) == ("/d/CarRacing-v3_brownian_1000", "/d/CarRacing-v3_brownian_1000_heldout_1000")
+
+def test_env_datasets_real_procgen(tmp_path):
+    dc = DataConfig(train_steps=640, heldout_steps=320, train_levels="0:5", heldout_levels="100000:100005", val_fraction=0.25)
+    train, val, held = env_datasets("procgen:coinrun", dc, tmp_path, progress=False)
+    tr_dir, ho_dir = dataset_dirs("procgen:coinrun", dc, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [tr_dir.name, ho_dir.name]
+    assert (tr_dir.name, ho_dir.name) == ("procgen-coinrun_sticky_640", "procgen-coinrun_sticky_640_heldout_320")
+    full = EpisodeDataset(tr_dir)
+    assert set(train.episodes).isdisjoint(val.episodes) and train.num_steps + val.num_steps == full.num_steps >= 640
+    assert val.num_episodes == round(0.25 * full.num_episodes) and held.num_steps >= 320 and held.path == ho_dir
+    st, sh = full.manifest["settings"], held.manifest["settings"]
+    assert (st["levels"], st["seed"], st["policy"], st["num_envs"], st["shard_size"]) == ("0:5", 0, "sticky", 32, 50_000)
+    assert (sh["levels"], sh["seed"], sh["policy"]) == ("100000:100005", 1_000_003, "sticky")
+    stamp = {p: p.stat().st_mtime_ns for d in (tr_dir, ho_dir) for p in d.iterdir()}
+    train2, val2, _ = env_datasets("procgen:coinrun", dc, tmp_path, progress=False)  # reused: nothing is collected again
+    assert {p: p.stat().st_mtime_ns for d in (tr_dir, ho_dir) for p in d.iterdir()} == stamp
+    assert np.array_equal(val2.episodes, val.episodes)  # the same seeded split
+    with pytest.raises(ConfigError, match="overlap training levels"):
+        env_datasets("procgen:coinrun", DataConfig(640, 320, "0:5", "3:8"), tmp_path/"x", progress=False)
+    with pytest.raises(DatasetError, match="holds a different dataset"):  # same folder name, other levels: refused, not mixed
+        env_datasets("procgen:coinrun", DataConfig(640, 320, "0:6", "100000:100006", val_fraction=0.25), tmp_path, progress=False)
+
+_ENSURE = ("import sys; from worldmodels_nb.data import ensure_dataset; "
+           "ensure_dataset('procgen:coinrun', 2048, sys.argv[1], policy='sticky', levels='0:5', shard_size=512, progress=False)")
+
+def test_ensure_dataset_waits_for_a_concurrent_collector(tmp_path):
+    "While another process holds the folder's turn, ensure_dataset writes nothing; afterwards it collects."
+    from worldmodels_nb.data import _folder_turn
+    out = tmp_path/"d"
+    with _folder_turn(out):  # another collector of this folder is busy
+        p = subprocess.Popen([sys.executable, "-c", _ENSURE, str(out)], stderr=subprocess.PIPE, text=True)
+        t0 = time.time()
+        while time.time() - t0 < 12 and p.poll() is None and not out.exists(): time.sleep(0.2)
+        assert p.poll() is None and not out.exists(), "ensure_dataset did not wait for the folder's lock"
+    assert p.wait(timeout=300) == 0, p.stderr.read()
+    assert read_manifest(out)["total_steps"] >= 2048 and len(read_manifest(out)["shards"]) == 4

@@ -1,4 +1,4 @@
-"Tests of the MDN-RNN (M), its baselines, V+M as a WorldModel, the dream environments and `wm-train mdnrnn` (smoke scale)."
+"Tests of the MDN-RNN (M), its baselines, V+M as a WorldModel and `wm-train mdnrnn` (smoke scale); the dream is tested in test_dream.py."
 import math, subprocess, sys
 from pathlib import Path
 import numpy as np
@@ -6,9 +6,10 @@ import pytest, torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 from worldmodels_nb.core import ConfigError, apply_overrides, load_model, save_checkpoint
 from worldmodels_nb.data import FORMAT, EpisodeDataset, write_manifest, write_shard
-from worldmodels_nb.mdnrnn import (BatchedDream, DreamEnv, GaussianZ, LatentSequences, MDNRNN, MDNRNNConfig, MDNRNNModelConfig, StaticZ,
+from worldmodels_nb.mdnrnn import (GaussianZ, LatentSequences, MDNRNN, MDNRNNConfig, MDNRNNModelConfig, StaticZ,
                                    VMWorldModel, evaluate_latents, mdn_log_prob, mdn_mean, mdn_mode, mdn_out_size, mdn_sample, mdn_split,
-                                   find_eval, noise_floor, resolve_model_config, roc_auc)
+                                   noise_floor, resolve_model_config)
+from worldmodels_nb.metrics import find_eval, roc_auc
 from worldmodels_nb.metrics import evaluate_rollouts
 from worldmodels_nb.vae import ConvVAE, VAEConfig, VAEModelConfig, encode_dataset
 
@@ -162,52 +163,6 @@ def test_roc_auc_matches_pair_counting():
     assert abs(roc_auc(s, y) - ref) < 1e-12
     assert roc_auc([0.2, 0.9, 0.1], [False, True, False]) == 1.0 and roc_auc([1, 1], [True, False]) == 0.5
     assert math.isnan(roc_auc([0.1, 0.2], [False, False]))
-
-@pytest.mark.parametrize("continuous", [False, True])
-def test_dream_env_passes_gymnasium_checker_and_is_deterministic(continuous):
-    from gymnasium.utils.env_checker import check_env
-    cfg = model_cfg(**(dict(num_actions=0, action_dim=2, action_low=[-1.0, 0.0], action_high=[1.0, 1.0]) if continuous else {}))
-    torch.manual_seed(0)
-    m, vae = MDNRNN(cfg), ConvVAE(VAEModelConfig(width=8, z_dim=4))
-    starts = torch.randn(10, 8)
-    env = DreamEnv(m, starts, vae, tau=1.0, max_episode_steps=20, render_mode="rgb_array")
-    check_env(env, skip_render_check=False)
-    assert env.observation_space.shape == (4 + 16,)
-    acts = [env.action_space.sample() for _ in range(6)]
-    def run(seed):
-        o, _ = env.reset(seed=seed); out = [o]
-        for a in acts: out.append(env.step(a)[0])
-        return np.stack(out)
-    np.testing.assert_array_equal(run(5), run(5))
-    assert not np.array_equal(run(5), run(6))
-    frame = env.render()
-    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
-    with pytest.raises(ValueError, match="needs the V"): DreamEnv(m, starts, None, render_mode="rgb_array")
-    with pytest.raises(ValueError, match="start_latents"): DreamEnv(m, torch.randn(10, 5))
-
-def test_batched_dream_population_semantics():
-    torch.manual_seed(0)
-    m = MDNRNN(model_cfg())
-    starts = torch.randn(5, 4)
-    with torch.no_grad(): m.head.bias[-1] = -30.0  # never done: every dream is truncated at max_steps
-    d = BatchedDream(m, starts, max_steps=7, done_mode="threshold")
-    ret, lens = d.rollout(lambda o: torch.randint(0, 4, (len(o),)), 6, seed=0)
-    assert lens.tolist() == [7] * 6 and ret.shape == (6,)
-    with torch.no_grad(): m.head.bias[-1] = 30.0; m.head.bias[-2] = 2.5; m.head.weight[-2:].zero_()  # done at once, reward 2.5
-    obs = d.reset(4, seed=1)
-    o1, r1, term1, trunc1 = d.step(torch.zeros(4, dtype=torch.long))
-    assert term1.all() and not trunc1.any() and torch.allclose(r1, torch.full((4,), 2.5))
-    o2, r2, term2, _ = d.step(torch.zeros(4, dtype=torch.long))
-    assert term2.all() and (r2 == 0).all() and torch.equal(o2, o1)  # finished dreams stay frozen and pay nothing
-    ret, lens = d.rollout(lambda o: torch.zeros(len(o), dtype=torch.long), 3, seed=0)
-    assert lens.tolist() == [1, 1, 1] and torch.allclose(ret, torch.full((3,), 2.5))
-    # the same seed gives the same population rollout; batched steps agree with the obs width
-    with torch.no_grad(): m.head.bias[-1] = -1.0
-    d2 = BatchedDream(m, starts, max_steps=30, done_mode="sample")
-    pol = lambda o: (o[:, 0] > 0).long()
-    a, b = d2.rollout(pol, 16, seed=3), d2.rollout(pol, 16, seed=3)
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-    assert d2.reset(2, seed=0).shape == (2, 4 + 16)
 
 def test_vm_world_model_through_the_protocol(latents):
     ds, lat, vae, ck = latents

@@ -1,11 +1,12 @@
 "Tests of worldmodels_nb.metrics: metrics against references, the rollout protocol's index arithmetic, baselines, controllability, outputs."
-import json, math
+import json, math, os
 import numpy as np
 import pytest, torch
 from torch import nn
 from skimage.metrics import structural_similarity
 from worldmodels_nb.metrics import (mse, psnr, ssim, WorldModel, CopyLastFrame, MeanFrame, evaluate_rollouts, save_eval,
-                                    controllability, derangement, plot_metric_vs_horizon, save_rollout_video, image_strip)
+                                    controllability, derangement, plot_metric_vs_horizon, save_rollout_video, image_strip,
+                                    evaluate_with_baselines, roc_auc, find_eval, to_hwc_uint8, save_figure)
 
 def clip_batch(frames, actions):
     "A clip batch dict from frames (B, T, ...) and actions (B, T)."
@@ -189,3 +190,129 @@ def test_outputs_are_written_and_readable(tmp_path):
     assert iio.imread(tmp_path/"strip.png").ndim == 3
     assert not list(tmp_path.rglob(".*.tmp"))  # atomic writes leave no temporaries
     with pytest.raises(ValueError, match="shapes differ"): save_rollout_video(gt, pred[:5], tmp_path/"bad")
+
+# --- low-dimensional states: errors in units of std ----------------------------------------------------------------
+
+def state_clips(B=8, T=10, D=3, seed=0):
+    "States s_t = (1, 10, 100) * (running sum of the actions before it); one integer-valued walk per clip, so sums are exact."
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randint(-2, 3, (B, T, 1), generator=g).float().expand(B, T, D).contiguous()  # (B, T, D) continuous actions
+    s = torch.cat([torch.zeros(B, 1, D), a.cumsum(1)[:, :-1]], 1) * torch.tensor([1.0, 10.0, 100.0])[:D]  # (B, T, D), dims of very different scale
+    return dict(frames=s, actions=a, rewards=torch.zeros(B, T), dones=torch.zeros(B, T, dtype=torch.bool))
+
+class StateIntegrator(nn.Module):
+    "An exact model of `state_clips` (ignore_actions=True: the same model with the actions zeroed)."
+    def __init__(self, D=3, ignore_actions=False):
+        super().__init__(); self.scale, self.ignore = torch.tensor([1.0, 10.0, 100.0])[:D], ignore_actions
+    def loss(self, batch): return {"loss": torch.zeros(())}
+    def observe(self, frames, actions): return frames[:, -1]  # (B, D)
+    def imagine(self, state, actions):
+        a = torch.zeros_like(actions) if self.ignore else actions
+        return state[:, None] + a.cumsum(1) * self.scale  # (B, H, D)
+
+def test_std_normalised_mse_by_hand():
+    "Copy of (0, 0) against targets (1, 2) and (0, 4) with std (1, 2): per-clip 1 and 2, mean 1.5; raw (2.5 + 8) / 2 = 5.25."
+    s = torch.tensor([[[0., 0], [1, 2]], [[0, 0], [0, 4]]])  # (B=2, T=2, D=2)
+    clip = clip_batch(s, torch.zeros(2, 2, dtype=torch.long))
+    for std in ([1.0, 2.0], np.array([1.0, 2.0]), torch.tensor([1.0, 2.0])):
+        r = evaluate_rollouts(CopyLastFrame(), [clip], context=1, horizon=1, std=std, per_dim=True)
+        assert r["mse"] == [1.5] and r["mse_per_dim"] == [[0.5, 2.5]] and r["units"] == "std" and r["kind"] == "state"
+        assert math.isclose(r["mse_ci"][0], 1.96 * np.std([1.0, 2.0], ddof=1) / math.sqrt(2), rel_tol=1e-9)
+        assert "psnr" not in r and "ssim" not in r
+    raw = evaluate_rollouts(CopyLastFrame(), [clip], context=1, horizon=1, per_dim=True)
+    assert raw["mse"] == [5.25] and raw["mse_per_dim"] == [[0.5, 10.0]] and raw["units"] == "raw"
+    assert "mse_per_dim" not in evaluate_rollouts(CopyLastFrame(), [clip], context=1, horizon=1, std=[1.0, 2.0])
+
+def test_std_units_make_dimensions_comparable():
+    "With std = the per-dimension scale, an error of the same relative size weighs the same in every dimension."
+    clips = [state_clips(seed=s) for s in range(2)]
+    r = evaluate_rollouts(CopyLastFrame(), clips, context=3, horizon=4, std=[1.0, 10.0, 100.0], per_dim=True)
+    per = np.array(r["mse_per_dim"])  # (H, D)
+    assert per.shape == (4, 3) and np.allclose(per, per[:, :1]) and (per > 0).all()  # the same walk weighs the same in every dim
+    raw = np.array(evaluate_rollouts(CopyLastFrame(), clips, context=3, horizon=4, per_dim=True)["mse_per_dim"])
+    assert (raw[:, 2] > 1000 * raw[:, 0]).all()  # raw: the 100x dimension dominates
+    assert np.allclose(np.array(r["mse"]), per.mean(1)) and np.allclose(raw / [1, 100, 10_000], per)
+
+def test_controllability_on_states():
+    clips = [state_clips(B=8, seed=s) for s in range(3)]
+    std = [1.0, 10.0, 100.0]
+    c = controllability(StateIntegrator(ignore_actions=True), clips, context=3, horizon=5, std=std)
+    assert c["mse_rise"] == [0.0] * 5 and c["units"] == "std" and c["num_clips"] == 24
+    assert not any(k.startswith("psnr") or k == "delta_psnr" for k in c)
+    c = controllability(StateIntegrator(), clips, context=3, horizon=5, std=std)
+    assert c["mse_true"] == [0.0] * 5 and all(x > 0 for x in c["mse_rise"]) and c["mse_rise"] == c["mse_shuffled"]
+    assert c["mse_rise"][-1] > c["mse_rise"][0]  # the wrong actions hurt more the longer they act
+    raw = controllability(StateIntegrator(), clips, context=3, horizon=5)
+    assert raw["units"] == "raw" and raw["mse_rise"][0] > c["mse_rise"][0]
+
+def test_std_and_per_dim_errors_are_one_line():
+    px, st = [counter_clips()], [state_clips()]
+    cases = [(lambda: evaluate_rollouts(CopyLastFrame(), px, 2, 2, std=[1.0]), "std is only for low-dim states"),
+             (lambda: controllability(CopyLastFrame(), px, 2, 2, std=[1.0]), "std is only for low-dim states"),
+             (lambda: evaluate_rollouts(CopyLastFrame(), px, 2, 2, per_dim=True), "per_dim is only for low-dim states"),
+             (lambda: evaluate_rollouts(CopyLastFrame(), st, 2, 2, std=[1.0, 2.0]), "std has 2 values but the states have D=3"),
+             (lambda: evaluate_rollouts(CopyLastFrame(), st, 2, 2, std=[1.0, 0.0, 1.0]), "std must be positive")]
+    for fn, msg in cases:
+        with pytest.raises(ValueError) as e: fn()
+        assert msg in str(e.value) and "\n" not in str(e.value)
+
+def test_pixel_results_are_plain_mse_psnr_ssim():
+    "std=None on pixels: per-h MSE is the mean over clips of metrics.mse, exactly as before states got std units."
+    clips = [counter_clips(B=5, seed=s) for s in range(2)]
+    r = evaluate_rollouts(CopyLastFrame(), clips, context=3, horizon=6)
+    x = torch.cat([c["frames"] for c in clips]).float() / 255  # (B, T, C, H, W)
+    ref = mse(x[:, 2:3].expand(-1, 6, -1, -1, -1), x[:, 3:9]).double().mean(0)  # (H,)
+    assert r["mse"] == ref.tolist() and r["kind"] == "pixel" and "units" not in r and "mse_per_dim" not in r
+    assert np.allclose(r["psnr"], 10 * np.log10(1 / ref.numpy()))
+
+class ClipData:
+    "A dataset stand-in: `clips` cuts the given batches' first T steps."
+    def __init__(self, batches): self.batches = batches
+    def clips(self, T, max_clips=None, batch_size=64): return iter([{k: v[:, :T] for k, v in b.items()} for b in self.batches])
+
+def test_evaluate_with_baselines_passes_std():
+    held, train = ClipData([state_clips(seed=1)]), ClipData([state_clips(seed=2)])
+    std = torch.tensor([2.0, 20.0, 200.0])
+    ev = evaluate_with_baselines(StateIntegrator(), held, train, context=3, horizon=4, std=std)
+    raw = evaluate_with_baselines(StateIntegrator(), held, train, context=3, horizon=4)
+    assert ev["model"]["mse"] == [0.0] * 4 and all(ev[n]["units"] == "std" for n in ("model", "copy-last-frame", "mean-frame"))
+    per = np.array(evaluate_rollouts(CopyLastFrame(), held.clips(7), 3, 4, per_dim=True)["mse_per_dim"])  # raw (H, D)
+    assert np.allclose(ev["copy-last-frame"]["mse"], (per / (std.numpy() ** 2)).mean(1))
+    assert ev["mean-frame"]["mse"] != raw["mean-frame"]["mse"] and all(x > 0 for x in ev["controllability"]["mse_rise"])
+
+# --- helpers shared with later stages ------------------------------------------------------------------------------
+
+def test_roc_auc_matches_pairwise_count():
+    rng = np.random.default_rng(3)
+    s, y = rng.integers(0, 6, 300).astype(float), rng.random(300) < 0.2  # ties on purpose
+    brute = np.mean([(p > q) + 0.5 * (p == q) for p in s[y] for q in s[~y]])
+    assert math.isclose(roc_auc(s, y), brute, rel_tol=1e-12)
+    assert roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75 and math.isnan(roc_auc([1, 2], [0, 0]))
+
+def test_find_eval_picks_newest_with_same_protocol(tmp_path):
+    def write(name, k=4, H=16, n=64, data="data/held", mtime=0):
+        p = save_eval(tmp_path/name/"eval.json", {"model": dict(context=k, horizon=H, num_clips=n), "meta": {"data": data}})
+        os.utime(p, (mtime, mtime)); return p
+    old = write("20260101-000000_pixel_procgen-coinrun", mtime=1_000)
+    new = write("20260102-000000_pixel_procgen-coinrun", mtime=2_000)
+    write("20260103-000000_pixel_procgen-coinrun", k=2, mtime=3_000)  # other context
+    write("20260104-000000_pixel_procgen-coinrun", n=32, mtime=4_000)  # other number of clips
+    write("20260105-000000_vae_procgen-coinrun", mtime=5_000)  # other stage
+    write("nested/20260106-000000_pixel_procgen-coinrun", data="data/other", mtime=6_000)  # other data
+    assert find_eval("pixel", "procgen:coinrun", [tmp_path], 4, 8, 64, data="data/held")[0] == new
+    assert find_eval("pixel", "procgen:coinrun", [tmp_path], 4, 8, 64)[0] == tmp_path/"nested"/"20260106-000000_pixel_procgen-coinrun"/"eval.json"
+    assert find_eval("pixel", "procgen:coinrun", [tmp_path], 4, 32, 64) is None  # horizon 16 < 32
+    (new).write_text("{not json"); assert find_eval("pixel", "procgen:coinrun", [tmp_path], 4, 8, 64, data="data/held")[0] == old
+
+def test_to_hwc_uint8_and_save_figure(tmp_path):
+    import imageio.v3 as iio, matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    gray = torch.linspace(0, 1, 2 * 8 * 8).view(2, 1, 8, 8)  # (T, C=1, H, W) floats
+    x = to_hwc_uint8(gray)
+    assert x.shape == (2, 8, 8, 3) and x.dtype == np.uint8 and (x[..., 0] == x[..., 2]).all() and x.max() == 255
+    u8 = torch.randint(0, 256, (3, 3, 8, 8), dtype=torch.uint8)
+    assert np.array_equal(to_hwc_uint8(u8), u8.permute(0, 2, 3, 1).numpy())
+    with pytest.raises(ValueError, match=r"expected frames \(T, C, H, W\), got shape \(3, 8, 8\)"): to_hwc_uint8(u8[0])
+    fig, ax = plt.subplots(); ax.plot([0, 1])
+    p = save_figure(fig, tmp_path/"plots"/"f.png")
+    assert p == tmp_path/"plots"/"f.png" and iio.imread(p).ndim == 3 and not list(tmp_path.rglob("*.tmp"))

@@ -1,13 +1,15 @@
-"Tests of the ConvVAE (V), its AE baseline, encode_dataset and `wm-train vae` (smoke scale)."
-import json, subprocess, sys
+"Tests of the ConvVAE (V), its AE baseline, the shared Gaussian helpers, encode_dataset and train_vae (smoke scale)."
 from pathlib import Path
 import numpy as np
 import pytest, torch
 from torch.distributions import Normal, kl_divergence
 from worldmodels_nb.core import CheckpointError, ConfigError, apply_overrides, load_model, save_checkpoint
-from worldmodels_nb.data import FORMAT, DatasetError, EpisodeDataset, write_manifest, write_shard
-from worldmodels_nb.vae import (ConvAutoencoder, ConvVAE, VAEConfig, VAEModelConfig, beta_at, encode_dataset, free_bits,
-                                kl_diag_gaussian, reparameterize, to_images, variance_regularizer)
+from worldmodels_nb.data import FORMAT, DataConfig, DatasetError, EpisodeDataset, write_shard
+from worldmodels_nb.metrics import to_unit
+from worldmodels_nb.vae import (ConvAutoencoder, ConvVAE, VAEConfig, VAEModelConfig, beta_at, encode_dataset, fingerprint, free_bits,
+                                kl_diag_gaussian, reparameterize, resolve_vae_config, train_vae, variance_regularizer)
+
+def images(batch): return to_unit(batch["frames"]).flatten(0, -4)  # (B, T, C, H, W) uint8 -> (N, C, H, W) in [0, 1]
 
 def frames_batch(B=3, T=2, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -20,7 +22,7 @@ def test_shapes_and_gradients(kind):
     out["loss"].backward()
     assert torch.isfinite(out["loss"]) and {"loss", "recon", "mse"} <= set(out)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in model.parameters())
-    x = to_images(frames_batch())
+    x = images(frames_batch())
     assert x.shape == (6, 3, 64, 64) and 0 <= x.min() and x.max() <= 1
     z = model.encode(x)[0]
     assert z.shape == (6, 16)
@@ -39,6 +41,12 @@ def test_kl_matches_torch_distributions():
     ref = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(torch.zeros_like(mu), torch.ones_like(mu)))
     torch.testing.assert_close(kl_diag_gaussian(mu, logvar), ref, rtol=1e-5, atol=1e-5)
     assert torch.all(kl_diag_gaussian(mu, logvar) >= 0)
+    assert torch.equal(kl_diag_gaussian(mu, logvar), 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar))  # the N(0, I) form, bit for bit
+    mu_p, logvar_p = torch.randn(64, 32, generator=g), 2 * torch.randn(64, 32, generator=g)
+    ref_p = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(mu_p, torch.exp(0.5 * logvar_p)))
+    torch.testing.assert_close(kl_diag_gaussian(mu, logvar, mu_p, logvar_p), ref_p, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(kl_diag_gaussian(mu, logvar, mu_p=torch.zeros_like(mu)), ref, rtol=1e-5, atol=1e-4)  # a missing logvar_p is 0
+    assert torch.all(kl_diag_gaussian(mu_p, logvar_p, mu_p, logvar_p).abs() < 1e-5)  # q = p
 
 def test_reparameterize_moments_and_gradient():
     torch.manual_seed(0)
@@ -47,6 +55,15 @@ def test_reparameterize_moments_and_gradient():
     assert abs(z.mean().item() + 1) < 0.02 and abs(z.var().item() - 4) < 0.05
     z.sum().backward()
     assert torch.allclose(mu.grad, torch.ones_like(mu)) and logvar.grad.abs().sum() > 0
+
+def test_reparameterize_draws():
+    "Without a generator it draws exactly as randn_like from the global stream; with one, from that stream only."
+    mu, logvar = torch.randn(3, 5), torch.randn(3, 5)
+    torch.manual_seed(4); z = reparameterize(mu, logvar)
+    torch.manual_seed(4); assert torch.equal(z, mu + torch.exp(0.5 * logvar) * torch.randn_like(mu))
+    torch.manual_seed(4); z1 = reparameterize(mu, logvar, torch.Generator().manual_seed(1)); after = torch.randn(1)
+    torch.manual_seed(4); assert torch.equal(after, torch.randn(1))  # the global stream was not touched
+    assert torch.equal(z1, reparameterize(mu, logvar, torch.Generator().manual_seed(1))) and not torch.equal(z1, z)
 
 def test_free_bits_clamp():
     kl = torch.tensor([0.0, 10.0, 15.9, 17.0, 100.0], requires_grad=True)
@@ -61,7 +78,7 @@ def test_free_bits_in_the_loss():
     m = ConvVAE(cfg)
     torch.manual_seed(3); m.loss(frames_batch())["loss"].backward()
     g_full = [p.grad.clone() for p in m.parameters()]
-    m.zero_grad(); x = to_images(frames_batch())
+    m.zero_grad(); x = images(frames_batch())
     torch.manual_seed(3); xh, mu, logvar, z = m(x)
     (xh - x).pow(2).flatten(1).sum(1).mean().backward()
     for a, b in zip(g_full, [p.grad for p in m.parameters()]): torch.testing.assert_close(a, b)
@@ -101,6 +118,10 @@ def test_config_errors():
     c = VAEConfig.for_env("quick", "CarRacing-v3")
     assert c.data.policy == "brownian" and c.data.train_steps <= 10_000 and c.env == "CarRacing-v3"
     assert VAEConfig.for_env("smoke", "procgen:coinrun").data.policy == "sticky"
+    # the one data spec: CoinRun's settings per scale are the presets' (so runs and data folders are unchanged)
+    assert VAEConfig.for_env("smoke").data == VAEConfig.smoke().data == DataConfig(3_000, 1_500, "0:20", "100000:100020")
+    assert VAEConfig.for_env("quick").data == VAEConfig.quick().data == DataConfig()
+    assert VAEConfig.for_env("full").data == VAEConfig.full().data == DataConfig(1_000_000, 50_000)
     full = VAEConfig.full()
     assert (full.model.z_dim, full.model.kl_tolerance, full.model.beta, full.train.lr, full.train.batch_size) == (32, 0.5, 1.0, 1e-4, 100)
     with pytest.raises(ConfigError, match="unknown config key"): apply_overrides(VAEConfig.smoke(), ["model.zdim=3"])
@@ -166,35 +187,37 @@ def test_checkpoint_round_trip_and_corrupt(tmp_path):
     trunc = tmp_path/"trunc.pt"; trunc.write_bytes(Path(ck).read_bytes()[:5000])
     with pytest.raises(CheckpointError, match="corrupt, truncated"): load_model(trunc)
 
-def run_py(code, *args, cwd=None):
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd)
+def test_resolve_vae_config(tmp_path):
+    ds = tiny_dataset(tmp_path/"frames")
+    cfg = VAEConfig.smoke(); cfg.model.obs_shape = [1, 64, 64]
+    assert resolve_vae_config(cfg, ds) is cfg and cfg.model.obs_shape == [3, 64, 64]
+    class Small: obs_shape, path = (32, 32, 3), "small"
+    with pytest.raises(ConfigError, match="takes 64x64 frames, got 32x32; collect with size=64"): resolve_vae_config(VAEConfig.smoke(), Small())
+    class States: obs_shape, path = (17,), "cheetah"
+    with pytest.raises(ConfigError, match="needs pixel frames; cheetah holds 17-dim states"): resolve_vae_config(VAEConfig.smoke(), States())
 
-TRAIN = "import sys; from worldmodels_nb.vae import train_cli; train_cli(sys.argv[1:])"
+def test_fingerprint_names_the_weights():
+    a, b = ConvVAE(VAEModelConfig(width=8)), ConvVAE(VAEModelConfig(width=8))
+    assert len(fingerprint(a)) == 16 and fingerprint(a) != fingerprint(b)
+    b.load_state_dict(a.state_dict()); assert fingerprint(a) == fingerprint(b)
 
-def test_train_cli_end_to_end(tmp_path):
-    data, runs = tmp_path/"coinrun", tmp_path/"runs"
-    res = run_py(TRAIN, "--scale", "smoke", "--data", str(data), "--out", str(runs), "--encode", str(tmp_path/"lat"), "train.max_steps=4")
-    assert res.returncode == 0, res.stderr[-3000:]
-    run = next(runs.glob("*_vae_*"))
+def test_train_vae_resume_and_encode(tmp_path):
+    ds = tiny_dataset(tmp_path/"frames", lengths=((20, 16), (18,), (14, 20)))
+    cfg = resolve_vae_config(apply_overrides(VAEConfig.smoke(), ["train.max_steps=4", "model.beta_warmup=100"]), ds)
+    train, val = ds.split(0.34, seed=0)
+    model, res = train_vae(cfg, train, val, tmp_path/"runs", progress=False)
+    run = res.run_dir
+    assert res.step == 4 and "_vae_" in run.name
     for f in ("resolved_config.yaml", "metrics.csv", "val_metrics.csv", "checkpoints/best.pt", "checkpoints/last.pt"):
         assert (run/f).exists(), f
     assert list((run/"images").glob("recon_*.png"))
-    val = (run/"val_metrics.csv").read_text().splitlines()
-    assert "val_recon_psnr" in val[0] and "val_kl" in val[0]
-    lat = EpisodeDataset(tmp_path/"lat")
-    assert lat.num_steps == EpisodeDataset(data).num_steps and lat.obs_shape == (64,)
-    res = run_py(TRAIN, "--scale", "smoke", "--data", str(data), "--resume", str(run), "train.max_steps=6")
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "trained 6 steps" in res.stdout
-    model, cfg, st = load_model(run/"checkpoints"/"last.pt")
-    assert st["step"] == 6 and int(model.updates) == 6  # the beta warm-up counter resumed with the run
-
-def test_wm_train_vae(tmp_path):
-    from worldmodels_nb import cli
-    if "vae" not in cli.FAMILIES: pytest.skip("wm-train does not list the vae family yet (FAMILIES in nbs/91_cli.ipynb)")
-    code = "import sys; from worldmodels_nb.cli import train_main; sys.exit(train_main(sys.argv[1:]))"
-    res = run_py(code, "vae", "--scale", "smoke", "--data", str(tmp_path/"d"), "--out", str(tmp_path/"runs"), "train.max_steps=2", "model.kind=ae")
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert next((tmp_path/"runs").glob("*_ae_*/checkpoints/best.pt"))
-    res = run_py(code, "vae", "--scale", "smoke", "--data", str(tmp_path/"d"), "model.zdim=3")
-    assert res.returncode != 0 and "unknown config key 'model.zdim'" in res.stderr
+    val_header = (run/"val_metrics.csv").read_text().splitlines()[0]
+    assert "val_recon_psnr" in val_header and "val_kl" in val_header
+    _, res2 = train_vae(apply_overrides(cfg, ["train.max_steps=6"]), train, val, run_dir=run, progress=False)
+    assert res2.run_dir == run and res2.step == 6
+    model, cfg2, st = load_model(run/"checkpoints"/"last.pt")
+    assert st["step"] == 6 and int(model.updates) == 6 and cfg2.data == cfg.data  # the beta warm-up counter resumed with the run
+    best = run/"checkpoints"/"best.pt"
+    lat = encode_dataset(best, EpisodeDataset(train.path), tmp_path/"lat", checkpoint=best)
+    assert lat.num_steps == ds.num_steps and lat.obs_shape == (2 * cfg.model.z_dim,)
+    assert lat.manifest["latent"]["fingerprint"] == fingerprint(load_model(best)[0])

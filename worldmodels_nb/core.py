@@ -7,7 +7,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/core.html.md"""
 # %% auto #0
 __all__ = ['SCALES', 'RUN_SUBDIRS', 'CKPT_FORMAT', 'ConfigError', 'preset', 'config_keys', 'apply_overrides', 'config_to_dict',
            'config_from_dict', 'config_to_yaml', 'TrainConfig', 'atomic_path', 'atomic_write_text', 'slug',
-           'make_run_dir', 'seed_everything', 'get_device', 'to_device', 'CheckpointError', 'rng_state',
+           'make_run_dir', 'find_runs', 'seed_everything', 'get_device', 'to_device', 'CheckpointError', 'rng_state',
            'set_rng_state', 'unwrap', 'library_class_name', 'save_checkpoint', 'load_checkpoint', 'load_model',
            'lr_factor', 'CSVLog', 'dist_info', 'init_distributed', 'LossModule', 'batch_stream', 'NonFiniteLossError',
            'FitResult', 'validate', 'fit', 'save_summary']
@@ -138,6 +138,13 @@ def make_run_dir(stage: str, env: str = "", root="runs") -> Path:
     while path.exists(): path, i = base.with_name(f"{base.name}-{i}"), i + 1
     for sub in RUN_SUBDIRS: (path/sub).mkdir(parents=True, exist_ok=True)
     return path
+
+# %% ../nbs/00_core.ipynb #34d267ba
+def find_runs(stage: str, env: str, roots) -> list[Path]:
+    "Run folders `*_<stage>_<slug(env)>` under each of `roots` or one level down, newest first."
+    pat = f"*_{slug(stage)}_{slug(env)}"
+    hits = {p.resolve() for r in roots if Path(r).is_dir() for p in (*Path(r).glob(pat), *Path(r).glob(f"*/{pat}")) if p.is_dir()}
+    return sorted(hits, key=lambda p: p.stat().st_mtime, reverse=True)
 
 # %% ../nbs/00_core.ipynb #89453623
 def seed_everything(seed: int):

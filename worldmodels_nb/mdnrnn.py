@@ -1,4 +1,4 @@
-"""Ha & Schmidhuber's memory model: an LSTM over the VAE codes and actions that predicts a mixture of Gaussians over the next code, plus reward and done; sampling with temperature τ; V+M scored by the shared rollout protocol; and a Gymnasium "dream" environment (single and batched) that the controller stage trains in.
+"""Ha & Schmidhuber's memory model: an LSTM over the VAE codes and actions that predicts a mixture of Gaussians over the next code, plus reward and done; sampling with temperature τ; V+M scored by the shared rollout protocol, next to the pixel model.
 
 Docs: https://worldmodels-nb.github.io/worldmodels_nb/mdnrnn.html.md"""
 
@@ -8,23 +8,23 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/mdnrnn.html.md"""
 __all__ = ['LOG_2PI', 'MDNRNNModelConfig', 'MDNRNNConfig', 'latent_datasets', 'resolve_model_config', 'LatentSequences',
            'normal_logpdf', 'mdn_split', 'mdn_out_size', 'next_log_prob', 'mdn_log_prob', 'mdn_sample', 'mdn_mean',
            'mdn_mode', 'split_latents', 'sample_latents', 'MDNRNN', 'train_mdnrnn', 'StaticZ', 'GaussianZ',
-           'noise_floor', 'roc_auc', 'evaluate_latents', 'dream_codes', 'VMWorldModel', 'VOracle', 'find_eval',
-           'BatchedDream', 'DreamEnv', 'dream_vs_real', 'as_world_model', 'train_cli']
+           'noise_floor', 'evaluate_latents', 'dream_codes', 'VMWorldModel', 'VOracle']
 
 # %% ../nbs/06_mdnrnn.ipynb #6ee8acf7
-import argparse, glob, json, math, time
+import math, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
-from .core import (SCALES, TrainConfig, ConfigError, apply_overrides, preset, fit, make_run_dir, seed_everything,
-                                 load_model, load_checkpoint)
-from .vae import to_images
+from .core import TrainConfig, ConfigError, apply_overrides, preset, fit, make_run_dir, seed_everything, load_model
+from .data import DataConfig
+from .metrics import roc_auc, to_unit
+from .vae import reparameterize
 
 # %% ../nbs/06_mdnrnn.ipynb #99c17e8a
 @dataclass
@@ -52,6 +52,7 @@ class MDNRNNConfig:
     seq_len: int = 32  # training sequence length (windows are cut at episode ends and padded)
     env: str = "procgen:coinrun"
     vae_checkpoint: str = ""  # the V checkpoint that encoded the training data (for decoding, V+M evaluation and dreams)
+    data: DataConfig = field(default_factory=DataConfig)  # data.val_fraction: episodes of a latent dataset kept for validation
 
     def build_model(self): return MDNRNN(self.model)
 
@@ -72,14 +73,14 @@ class MDNRNNConfig:
 def _vae_from_latents(lat_dir):
     "The ConvVAE whose checkpoint wrote latent dataset `lat_dir` (and the path), or (None, None) if it is gone or differs."
     from worldmodels_nb.data import read_manifest
-    from worldmodels_nb.vae import _fingerprint
+    from worldmodels_nb.vae import fingerprint
     m = read_manifest(lat_dir) if Path(lat_dir).exists() else None
     info = (m or {}).get("latent") or {}
     ck = info.get("checkpoint")
     if not (m and m.get("complete") and ck and Path(ck).exists()): return None, None
     try: vae = load_model(ck)[0]
     except Exception: return None, None
-    return (vae, ck) if _fingerprint(vae) == info.get("fingerprint") else (None, None)
+    return (vae, ck) if fingerprint(vae) == info.get("fingerprint") else (None, None)
 
 def latent_datasets(env: str = "procgen:coinrun", scale: str = "quick", data_root="data", out_dir="runs", vae_overrides=(),
                     progress: bool = True) -> dict:
@@ -222,8 +223,7 @@ def split_latents(frames):
 
 def sample_latents(frames, generator=None):
     "z = mu + sigma * eps from stored [mu, logvar] rows (..., 2Z)."
-    mu, logvar = split_latents(frames)
-    return mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return reparameterize(*split_latents(frames), generator)  # 05_vae's one reparameterised sample
 
 class MDNRNN(nn.Module):
     "LSTM over [z_t, a_t] -> mixture over z_{t+1}, reward r_t and done logit d_t."
@@ -327,8 +327,8 @@ class GaussianZ(nn.Module):
         self.m, self.log_s = z.mean(0), 0.5 * torch.log(z.var(0)); return self
     def transition_log_prob(self, z, actions): return normal_logpdf(z[:, 1:], self.m, self.log_s).sum(-1)
 
-def _mdn_transition_log_prob(self: MDNRNN, z, actions): return next_log_prob(self(z, actions)[0], z)
-MDNRNN.transition_log_prob = _mdn_transition_log_prob
+@patch
+def transition_log_prob(self: MDNRNN, z, actions): return next_log_prob(self(z, actions)[0], z)  # (B, T-1)
 
 def noise_floor(seqs: "LatentSequences") -> float:
     "V's own noise: mean entropy of q(z|x) per dimension over the predicted rows, 0.5 * (log 2 pi e + log sigma^2); no M's NLL can go below it."
@@ -336,14 +336,6 @@ def noise_floor(seqs: "LatentSequences") -> float:
     has_next = torch.arange(len(seqs)) + 1 < seqs.ep_end  # rows t with a row t+1 in the same episode
     nxt = torch.roll(has_next, 1); nxt[0] = False  # the rows that are predicted: t+1 for every such t
     return float((0.5 * (LOG_2PI + 1 + lv[nxt])).mean())
-
-def roc_auc(scores, labels) -> float:
-    "Area under the ROC curve: P(score of a random positive > score of a random negative), ties counted half."
-    from scipy.stats import rankdata
-    s, y = np.asarray(scores, np.float64), np.asarray(labels, bool)
-    npos, nneg = int(y.sum()), int((~y).sum())
-    if npos == 0 or nneg == 0: return float("nan")
-    return float((rankdata(s)[y].sum() - npos * (npos + 1) / 2) / (npos * nneg))
 
 @torch.no_grad()
 def evaluate_latents(model, seqs: "LatentSequences", T: int = 64, seed: int = 0, device="cpu", sample: bool = True) -> dict:
@@ -396,7 +388,7 @@ class VMWorldModel(nn.Module):
         return self.vae.encode(frames.reshape(B * T, *frames.shape[2:]))[0].reshape(B, T, -1)
 
     def loss(self, batch):  # M's loss on frames encoded by the frozen V
-        with torch.no_grad(): mu, logvar = self.vae.encode(to_images(batch))
+        with torch.no_grad(): mu, logvar = self.vae.encode(to_unit(batch["frames"]).flatten(0, -4))  # (B*T, C, H, W)
         B, T = batch["frames"].shape[:2]
         return self.mdn.loss({**batch, "frames": torch.cat([mu, logvar], -1).reshape(B, T, -1)})
 
@@ -420,165 +412,10 @@ class VOracle(nn.Module):
         x = self.targets_fn(); B, H = x.shape[:2]
         return self.vae.reconstruct(x.reshape(B * H, *x.shape[2:])).reshape(x.shape)
 
-# %% ../nbs/06_mdnrnn.ipynb #3a0df169
-def find_eval(stage: str, env: str, roots, context: int, horizon: int, num_clips: int, data=None):
-    "Newest eval.json of run folders `*_{stage}_{slug(env)}` under `roots` (or one level down) with the same protocol (and data, if recorded)."
-    from worldmodels_nb.core import slug
-    cands = []
-    for r in roots:
-        for pat in (f"*_{stage}_{slug(env)}/eval.json", f"*/*_{stage}_{slug(env)}/eval.json"): cands += glob.glob(str(Path(r)/pat))
-    for p in sorted(set(cands), key=lambda p: Path(p).stat().st_mtime, reverse=True):
-        try: e = json.loads(Path(p).read_text())
-        except (OSError, ValueError): continue
-        m = e.get("model", {})
-        same_data = data is None or (e.get("meta") or {}).get("data", str(data)) == str(data)
-        if m.get("context") == context and m.get("horizon", 0) >= horizon and m.get("num_clips") == num_clips and same_data: return Path(p), e
-    return None
-
-# %% ../nbs/06_mdnrnn.ipynb #e736bbbe
-class BatchedDream:
-    "B dreams of an MDN-RNN stepped together; observations [z, h] (B, Z + hidden)."
-    def __init__(self, mdn: MDNRNN, start_latents, vae=None, tau: float = 1.0, max_steps: int = 1000, done_mode: str = "sample",
-                 reward_clip: float | None = None):
-        if done_mode not in ("sample", "threshold", "never"): raise ConfigError(f"done_mode must be sample, threshold or never, got {done_mode!r}")
-        self.mdn, self.vae, self.tau, self.max_steps, self.done_mode = mdn.eval(), vae, tau, max_steps, done_mode
-        st = torch.as_tensor(start_latents, dtype=torch.float32)
-        Z = mdn.cfg.z_dim
-        if st.ndim != 2 or st.shape[1] not in (Z, 2 * Z): raise ValueError(f"start_latents must be (N, {Z}) codes or (N, {2 * Z}) [mu, logvar] rows, got {tuple(st.shape)}")
-        self.starts, self.reward_clip = st, reward_clip
-        self.obs_dim = Z + mdn.cfg.hidden
-        self.B = 0
-
-    def reset(self, batch_size: int, seed: int | None = None):
-        "Start `batch_size` dreams; returns observations (B, Z + hidden)."
-        self.g = torch.Generator().manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ())))
-        i = torch.randint(len(self.starts), (batch_size,), generator=self.g)
-        st = self.starts[i]
-        self.z = sample_latents(st, self.g) if st.shape[1] == 2 * self.mdn.cfg.z_dim else st.clone()
-        self.state, self.B, self.t = self.mdn.initial(batch_size, torch.device("cpu")), batch_size, 0
-        self.over = torch.zeros(batch_size, dtype=torch.bool)
-        return self.obs()
-
-    def obs(self): return torch.cat([self.z, self.state[0][0]], -1)
-
-    @torch.no_grad()
-    def step(self, actions):
-        "Advance every dream; returns (obs, reward, terminated, truncated), each (B, ...); finished dreams stay frozen with reward 0."
-        if self.B == 0: raise RuntimeError("call reset() before step()")
-        a = torch.as_tensor(np.asarray(actions))
-        p, r, d, _, state = self.mdn.step(self.z, a, self.state)
-        z = mdn_sample(p, self.tau, self.g)
-        pd_ = torch.sigmoid(d)
-        done = (torch.rand(self.B, generator=self.g) < pd_) if self.done_mode == "sample" else (pd_ > 0.5) if self.done_mode == "threshold" \
-            else torch.zeros(self.B, dtype=torch.bool)
-        if self.reward_clip is not None: r = r.clamp(-self.reward_clip, self.reward_clip)
-        live = ~self.over
-        self.t += 1
-        self.z = torch.where(live[:, None], z, self.z)
-        self.state = tuple(torch.where(live[None, :, None], s_new, s_old) for s_new, s_old in zip(state, self.state))
-        reward = torch.where(live, r, torch.zeros_like(r))
-        term = self.over | (live & done)
-        trunc = ~term & (self.t >= self.max_steps)
-        self.over = term | trunc
-        return self.obs(), reward, term, trunc
-
-    @torch.no_grad()
-    def render(self):
-        "Decoded frames (B, C, H, W) in [0, 1] of the current codes (needs V)."
-        if self.vae is None: raise RuntimeError("this dream has no V to decode with; pass vae=")
-        return self.vae.decode(self.z)
-
-    @torch.no_grad()
-    def rollout(self, policy, batch_size: int, seed: int | None = None, max_steps: int | None = None):
-        "Run `policy(obs (B, D)) -> actions (B, ...)` until every dream is over; returns (returns (B,), lengths (B,))."
-        obs, ret, length = self.reset(batch_size, seed), torch.zeros(batch_size), torch.zeros(batch_size, dtype=torch.long)
-        for _ in range(max_steps or self.max_steps):
-            live = ~self.over
-            obs, r, term, trunc = self.step(policy(obs))
-            ret += r; length += live.long()
-            if self.over.all(): break
-        return ret, length
-
-# %% ../nbs/06_mdnrnn.ipynb #b44153a0
-class DreamEnv(gym.Env):
-    "One MDN-RNN dream as a Gymnasium env: observation [z, h], M's reward and done; render() decodes the code with V."
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
-
-    def __init__(self, mdn: MDNRNN, start_latents, vae=None, tau: float = 1.0, max_episode_steps: int = 1000, done_mode: str = "sample",
-                 render_mode: str | None = None):
-        if render_mode not in (None, "rgb_array"): raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        if render_mode and vae is None: raise ValueError("render_mode='rgb_array' needs the V to decode codes with (vae=)")
-        self.dream, self.render_mode = BatchedDream(mdn, start_latents, vae, tau, max_episode_steps, done_mode), render_mode
-        c = mdn.cfg
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.dream.obs_dim,), np.float32)
-        if c.num_actions > 0: self.action_space = gym.spaces.Discrete(c.num_actions)
-        else:
-            lo = np.array(c.action_low or [-1.0] * c.action_dim, np.float32); hi = np.array(c.action_high or [1.0] * c.action_dim, np.float32)
-            self.action_space = gym.spaces.Box(lo, hi, dtype=np.float32)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        obs = self.dream.reset(1, int(self.np_random.integers(0, 2**31 - 1)))
-        return obs[0].numpy().astype(np.float32), {}
-
-    def step(self, action):
-        a = np.asarray(action)[None] if self.mdn_discrete else np.asarray(action, np.float32).reshape(1, -1)
-        obs, r, term, trunc = self.dream.step(a)
-        return obs[0].numpy().astype(np.float32), float(r[0]), bool(term[0]), bool(trunc[0]), {}
-
-    @property
-    def mdn_discrete(self) -> bool: return self.dream.mdn.cfg.num_actions > 0
-
-    def render(self):
-        if self.render_mode != "rgb_array": return None
-        x = self.dream.render()[0]  # (C, H, W)
-        x = (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-        return np.repeat(x, 3, -1) if x.shape[-1] == 1 else x
-
-# %% ../nbs/06_mdnrnn.ipynb #78e31b1c
-@torch.no_grad()
-def dream_vs_real(vae, mdn: MDNRNN, episode: dict, steps: int = 64, tau: float = 1.0, seed: int = 0):
-    "(real frames, dreamed frames), each (T, C, H, W) in [0, 1]: the dream starts from the episode's first frame and replays its actions."
-    x = to_images(torch.from_numpy(np.array(episode["frames"][:steps + 1])).permute(0, 3, 1, 2))
-    a = torch.from_numpy(np.array(episode["actions"][:steps]))[None]
-    z0 = vae.encode(x[:1])[0]
-    zs = dream_codes(mdn, z0, a, tau, torch.Generator().manual_seed(seed))
-    return x[1:], vae.decode(zs[0])
-
 # %% ../nbs/06_mdnrnn.ipynb #264234ae
+@patch
 def as_world_model(self: MDNRNN, cfg: MDNRNNConfig, device="cpu", how: str = "mean", tau: float = 1.0) -> VMWorldModel:
     "V+M from an MDN-RNN and its config's `vae_checkpoint` (used by `wm-eval`)."
     if not cfg.vae_checkpoint: raise ConfigError("this MDN-RNN's config has no vae_checkpoint; pass the V explicitly to VMWorldModel")
     vae = load_model(cfg.vae_checkpoint, device)[0]
     return VMWorldModel(vae, self.to(device).eval(), how, tau).to(device)
-MDNRNN.as_world_model = as_world_model
-
-def train_cli(argv=None):
-    "wm-train mdnrnn [--data LATENTS] [--heldout LATENTS] [--env ID] [--scale quick] [--out runs] [--resume RUN] [key=value ...]"
-    from worldmodels_nb.data import EpisodeDataset, read_manifest
-    p = argparse.ArgumentParser(prog="wm-train mdnrnn", description="Train the MDN-RNN (M of World Models) on a latent dataset of V codes.")
-    p.add_argument("--data", default=None, help="latent dataset (wm-train vae --encode DIR); default: collect, train V and encode for --env")
-    p.add_argument("--heldout", default=None, help="held-out latent dataset to report the NLL on")
-    p.add_argument("--scale", default="quick", choices=SCALES)
-    p.add_argument("--env", default="procgen:coinrun", help="environment id when --data is not given")
-    p.add_argument("--out", default="runs"); p.add_argument("--resume", default=None, help="run folder to resume")
-    p.add_argument("overrides", nargs="*", help="config overrides such as model.num_mixtures=1 seq_len=64")
-    a = p.parse_args(argv)
-    cfg = apply_overrides(preset(MDNRNNConfig, a.scale), a.overrides)
-    if a.data is None:
-        L = latent_datasets(a.env, a.scale, "data", a.out)
-        train, val, held, cfg.vae_checkpoint = L["train"], L["val"], L["heldout"], L["vae_checkpoint"]
-    else:
-        if read_manifest(a.data) is None: raise FileNotFoundError(f"no dataset at {a.data} (manifest.json missing); encode one with wm-train vae --encode {a.data}")
-        train, val = EpisodeDataset(a.data).split(0.05, seed=0)
-        held = EpisodeDataset(a.heldout) if a.heldout else None
-    resolve_model_config(cfg, train)
-    if held is not None and (held.manifest.get("latent") or {}).get("fingerprint") != train.manifest["latent"].get("fingerprint"):
-        raise ValueError(f"{held.path} was encoded by another V than {train.path}; encode both with the same checkpoint")
-    model, res = train_mdnrnn(cfg, train, val, a.out, run_dir=a.resume)
-    print(f"trained {res.step} steps -> {res.run_dir} (best {cfg.train.monitor} {res.best:.5g})")
-    if held is not None:
-        e = evaluate_latents(model, LatentSequences(held)); s = evaluate_latents(StaticZ().fit(LatentSequences(train)), LatentSequences(held))
-        print(f"held-out NLL {e['nll_per_dim']:.4f} nats/dim (z-stays-same {s['nll_per_dim']:.4f}); done AUC {e.get('done_auc', float('nan')):.3f} "
-              f"over {e.get('terminals', 0)} terminals")
-    return res.run_dir

@@ -1,4 +1,4 @@
-"""MSE, PSNR and SSIM; the `WorldModel` protocol every family implements; open-loop rollouts driven by recorded actions; the copy-last-frame and mean-frame baselines; controllability; plots, image strips and rollout videos.
+"""MSE, PSNR and SSIM; the `WorldModel` protocol every family implements; open-loop rollouts driven by recorded actions, for pixels and for low-dimensional states; the copy-last-frame and mean-frame baselines on the course's held-out CoinRun clips; controllability; plots, image strips and rollout videos.
 
 Docs: https://worldmodels-nb.github.io/worldmodels_nb/metrics.html.md"""
 
@@ -6,11 +6,12 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/metrics.html.md"""
 
 # %% auto #0
 __all__ = ['BASELINES', 'mse', 'psnr', 'gaussian_kernel', 'blur_matrix', 'ssim', 'WorldModel', 'to_unit', 'CopyLastFrame',
-           'MeanFrame', 'evaluate_rollouts', 'save_eval', 'plot_metric_vs_horizon', 'derangement', 'controllability',
-           'rollout_frames', 'save_rollout_video', 'image_strip', 'evaluate_with_baselines']
+           'MeanFrame', 'evaluate_rollouts', 'save_eval', 'save_figure', 'plot_metric_vs_horizon', 'derangement',
+           'controllability', 'to_hwc_uint8', 'rollout_frames', 'save_rollout_video', 'image_strip',
+           'evaluate_with_baselines', 'roc_auc', 'find_eval']
 
 # %% ../nbs/03_metrics.ipynb #1e7b9ad0
-import json, math
+import glob, json, math
 from pathlib import Path
 from typing import Any, Iterable, Protocol, runtime_checkable
 
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .core import atomic_path, atomic_write_text
+from .core import atomic_path, atomic_write_text, slug
 
 # %% ../nbs/03_metrics.ipynb #901c103a
 def _check_pair(pred: Tensor, target: Tensor, ndim: int = 3):
@@ -159,6 +160,21 @@ def _psnr_of(m) -> np.ndarray:
     "PSNR in dB of an MSE value or array (inf for 0, nan for negative)."
     with np.errstate(divide="ignore", invalid="ignore"): return 10 * np.log10(1.0 / np.asarray(m, dtype=np.float64))
 
+# %% ../nbs/03_metrics.ipynb #e58721d6
+def _state_std(std, target: Tensor) -> Tensor | None:
+    "`std` as a (D,) tensor for state targets (B, H, D); None stays None; pixels must not get one."
+    if std is None: return None
+    if _fdims(target) == 3: raise ValueError("std is only for low-dim states (B, T, D); pixel frames are scored in [0, 1]: pass std=None")
+    s = torch.as_tensor(std, dtype=torch.float32, device=target.device).reshape(-1)  # (D,)
+    if len(s) != target.shape[-1]: raise ValueError(f"std has {len(s)} values but the states have D={target.shape[-1]} dimensions")
+    if not bool((s > 0).all()): raise ValueError("std must be positive in every dimension; replace zeros (constant dimensions) by 1")
+    return s
+
+def _sq_err(pred: Tensor, target: Tensor, std=None) -> Tensor:
+    "Squared error per element; for states in units of `std`: ((pred - target) / std)^2."
+    s, d = _state_std(std, target), pred.float() - target.float()
+    return d ** 2 if s is None else (d / s) ** 2  # (B, H, C, H, W) | (B, H, D)
+
 # %% ../nbs/03_metrics.ipynb #3548ec28
 def _eval_mode(model):
     "Put an nn.Module in eval mode; return its previous training flag (or None)."
@@ -167,30 +183,36 @@ def _eval_mode(model):
 
 @torch.no_grad()
 def evaluate_rollouts(model, clips: Iterable[dict], context: int = 4, horizon: int = 32, device="cpu",
-                      max_clips: int | None = None) -> dict:
-    "Open-loop rollouts with the recorded actions: per-step MSE / PSNR / SSIM (mean and 95% CI over clips)."
+                      max_clips: int | None = None, std=None, per_dim: bool = False) -> dict:
+    "Open-loop rollouts with the recorded actions: per-step MSE (states: in units of `std`), PSNR, SSIM; mean and 95% CI over clips."
     if context < 1 or horizon < 1: raise ValueError(f"context and horizon must be >= 1, got {context} and {horizon}")
     if isinstance(model, nn.Module): model.to(device)
-    flag, per = _eval_mode(model), {"mse": [], "ssim": [], "exact": []}
+    flag, per = _eval_mode(model), {"mse": [], "ssim": [], "exact": [], "dim": []}
     try:
         for batch in _batches(clips, max_clips):
             ctx, ctx_a, fut_a, target = _clip_parts(batch, context, horizon, device)
-            pred = _imagine(model, model.observe(ctx, ctx_a), fut_a, target)
-            nd = _fdims(target)
-            per["mse"].append(mse(pred, target, nd).double().cpu())  # (B, H)
+            pred, nd = _imagine(model, model.observe(ctx, ctx_a), fut_a, target), _fdims(target)
+            if per_dim and nd == 3: raise ValueError("per_dim is only for low-dim states (B, T, D); pixel frames have no per-dimension errors")
+            err = _sq_err(pred, target, std)  # (B, H, C, H, W) | (B, H, D)
+            per["mse"].append(err.mean(tuple(range(-nd, 0))).double().cpu())  # (B, H)
             per["exact"].append((per["mse"][-1] == 0).double())
             if nd == 3: per["ssim"].append(ssim(pred, target).double().cpu())  # (B, H)
+            elif per_dim: per["dim"].append(err.double().sum(0).cpu())  # (H, D)
     finally:
         if flag is not None: model.train(flag)
     if not per["mse"]: raise ValueError("no clips to evaluate: the clip iterable was empty")
     m, m_ci = _mean_ci(torch.cat(per["mse"]).numpy())
-    res = dict(kind="pixel" if per["ssim"] else "state", context=context, horizon=horizon, num_clips=sum(len(x) for x in per["mse"]),
+    n = sum(len(x) for x in per["mse"])
+    res = dict(kind="pixel" if per["ssim"] else "state", context=context, horizon=horizon, num_clips=n,
                h=list(range(1, horizon + 1)), mse=m.tolist(), mse_ci=m_ci.tolist())
     if per["ssim"]:
         s, s_ci = _mean_ci(torch.cat(per["ssim"]).numpy())
         res.update(psnr=_psnr_of(m).tolist(), psnr_lo=_psnr_of(m + np.nan_to_num(m_ci)).tolist(),
                    psnr_hi=_psnr_of(np.maximum(m - np.nan_to_num(m_ci), 0)).tolist(),
                    ssim=s.tolist(), ssim_ci=s_ci.tolist(), exact=torch.cat(per["exact"]).mean(0).tolist())
+    else:
+        res["units"] = "std" if std is not None else "raw"
+        if per_dim: res["mse_per_dim"] = (torch.stack(per["dim"]).sum(0) / n).tolist()  # (H, D), mean over clips
     return res
 
 def save_eval(path, results: dict) -> Path:
@@ -200,9 +222,10 @@ def save_eval(path, results: dict) -> Path:
 # %% ../nbs/03_metrics.ipynb #30513dd0
 BASELINES = ("copy-last-frame", "mean-frame")
 
-def _savefig(fig, path):
+def save_figure(fig, path) -> Path:
     "Save a matplotlib figure as PNG, atomically."
     with atomic_path(path) as tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    return Path(path)
 
 def plot_metric_vs_horizon(results: dict, metric: str = "psnr", path=None, baselines=BASELINES, ax=None):
     "One line per model (`results`: name → `evaluate_rollouts` dict) of `metric` against h; baselines dashed."
@@ -214,9 +237,10 @@ def plot_metric_vs_horizon(results: dict, metric: str = "psnr", path=None, basel
         label = name + (" (∞ at every h)" if np.isinf(y).all() else "")
         line, = ax.plot(h, np.where(np.isfinite(y), y, np.nan), ls="--" if name in baselines else "-", label=label)
         ax.fill_between(h, np.where(np.isfinite(lo), lo, np.nan), np.where(np.isfinite(hi), hi, np.nan), color=line.get_color(), alpha=0.2)
-    ax.set(xlabel="steps imagined h", ylabel={"psnr": "PSNR (dB)", "ssim": "SSIM", "mse": "MSE"}.get(metric, metric),
+    units = " (std units)" if metric == "mse" and any(r.get("units") == "std" for r in results.values()) else ""
+    ax.set(xlabel="steps imagined h", ylabel={"psnr": "PSNR (dB)", "ssim": "SSIM", "mse": "MSE"}.get(metric, metric) + units,
            title=f"open-loop {metric.upper()} vs horizon"); ax.legend(fontsize=8)
-    if path is not None: _savefig(fig, path)
+    if path is not None: save_figure(fig, path)
     return fig
 
 # %% ../nbs/03_metrics.ipynb #89b0a393
@@ -228,27 +252,30 @@ def derangement(n: int, seed: int = 0) -> Tensor:
 
 @torch.no_grad()
 def controllability(model, clips: Iterable[dict], context: int = 4, horizon: int = 32, device="cpu",
-                    max_clips: int | None = None, seed: int = 0) -> dict:
-    "Per-h PSNR with the recorded actions minus PSNR with the future actions shuffled across the batch."
+                    max_clips: int | None = None, seed: int = 0, std=None) -> dict:
+    "What shuffling the future actions across the batch costs, per h: PSNR drop (pixels) or MSE rise in units of `std` (states)."
     if isinstance(model, nn.Module): model.to(device)
     flag, err, err_shuf = _eval_mode(model), [], []
     try:
         for i, batch in enumerate(_batches(clips, max_clips)):
             ctx, ctx_a, fut_a, target = _clip_parts(batch, context, horizon, device)
             if len(ctx) < 2: raise ValueError("controllability needs clip batches of at least 2 clips to shuffle actions between them")
-            nd = _fdims(target)
+            dims = tuple(range(-_fdims(target), 0))
             state, shuf = model.observe(ctx, ctx_a), fut_a[derangement(len(fut_a), seed + i).to(fut_a.device)]
-            err.append(mse(_imagine(model, state, fut_a, target), target, nd).double().cpu())  # (B, H)
-            err_shuf.append(mse(_imagine(model, state, shuf, target), target, nd).double().cpu())  # (B, H)
+            err.append(_sq_err(_imagine(model, state, fut_a, target), target, std).mean(dims).double().cpu())  # (B, H)
+            err_shuf.append(_sq_err(_imagine(model, state, shuf, target), target, std).mean(dims).double().cpu())  # (B, H)
     finally:
         if flag is not None: model.train(flag)
+    if not err: raise ValueError("no clips to evaluate: the clip iterable was empty")
     m, m_shuf = torch.cat(err).mean(0).numpy(), torch.cat(err_shuf).mean(0).numpy()
+    res = dict(context=context, horizon=horizon, num_clips=len(torch.cat(err)), h=list(range(1, horizon + 1)))
+    if len(dims) == 1:
+        return res | dict(mse_true=m.tolist(), mse_shuffled=m_shuf.tolist(), mse_rise=(m_shuf - m).tolist(), units="std" if std is not None else "raw")
     with np.errstate(invalid="ignore"): delta = np.where(m == m_shuf, 0.0, _psnr_of(m) - _psnr_of(m_shuf))
-    return dict(context=context, horizon=horizon, num_clips=len(torch.cat(err)), h=list(range(1, horizon + 1)),
-                psnr_true=_psnr_of(m).tolist(), psnr_shuffled=_psnr_of(m_shuf).tolist(), delta_psnr=delta.tolist())
+    return res | dict(psnr_true=_psnr_of(m).tolist(), psnr_shuffled=_psnr_of(m_shuf).tolist(), delta_psnr=delta.tolist())
 
 # %% ../nbs/03_metrics.ipynb #59444ac6
-def _hwc_uint8(x) -> np.ndarray:
+def to_hwc_uint8(x) -> np.ndarray:
     "Frames (T, C, H, W) in [0, 1] (tensor or array, or uint8) as uint8 (T, H, W, 3)."
     x = torch.as_tensor(x).detach().cpu()
     if x.dim() != 4: raise ValueError(f"expected frames (T, C, H, W), got shape {tuple(x.shape)}")
@@ -257,7 +284,7 @@ def _hwc_uint8(x) -> np.ndarray:
 
 def rollout_frames(gt, pred, scale: int | None = None, gap: int = 2) -> np.ndarray:
     "Ground truth | prediction | |difference| side by side, upscaled ×`scale` (default: to about 256 px high)."
-    g, p = _hwc_uint8(gt), _hwc_uint8(pred)
+    g, p = to_hwc_uint8(gt), to_hwc_uint8(pred)
     if g.shape != p.shape: raise ValueError(f"ground truth and prediction shapes differ: got {g.shape} vs {p.shape}")
     d = np.abs(g.astype(np.int16) - p.astype(np.int16)).astype(np.uint8)
     sep = np.full((*g.shape[:2], gap, 3), 255, np.uint8)
@@ -283,7 +310,7 @@ def save_rollout_video(gt, pred, path_stem, fps: int = 8, scale: int | None = No
 # %% ../nbs/03_metrics.ipynb #9c64d07b
 def image_strip(context, pred, target, path=None, steps: int = 8):
     "Context frames, then real (top) and imagined (bottom) frames at up to `steps` horizons; (k|H, C, H, W) each."
-    c, p, t = _hwc_uint8(context), _hwc_uint8(pred), _hwc_uint8(target)
+    c, p, t = to_hwc_uint8(context), to_hwc_uint8(pred), to_hwc_uint8(target)
     if p.shape != t.shape: raise ValueError(f"prediction and target shapes differ: got {p.shape} vs {t.shape}")
     hs = np.unique(np.linspace(0, len(p) - 1, min(steps, len(p))).round().astype(int))
     fig, axs = plt.subplots(2, len(c) + len(hs), figsize=(1.3 * (len(c) + len(hs)), 2.9), squeeze=False)
@@ -293,16 +320,39 @@ def image_strip(context, pred, target, path=None, steps: int = 8):
         axs[1, len(c) + j].imshow(p[h]); axs[1, len(c) + j].set_title(f"imagined h={h + 1}", fontsize=8)
     for ax in axs.flat: ax.axis("off")
     fig.tight_layout()
-    if path is not None: _savefig(fig, path)
+    if path is not None: save_figure(fig, path)
     return fig
 
 # %% ../nbs/03_metrics.ipynb #58c6e5c1
 def evaluate_with_baselines(model, held_ds, train_ds=None, context: int = 4, horizon: int = 32, max_clips: int = 256,
-                            device="cpu") -> dict:
+                            device="cpu", std=None) -> dict:
     "eval dicts of `model`, CopyLastFrame and MeanFrame (fitted on `train_ds`, else `held_ds`), plus the model's controllability."
     clips = lambda: held_ds.clips(context + horizon, max_clips=max_clips, batch_size=64)
     mean = MeanFrame().fit((train_ds or held_ds).clips(context + horizon, max_clips=512, batch_size=128))
-    res = {name: evaluate_rollouts(m, clips(), context, horizon, device=device)
+    res = {name: evaluate_rollouts(m, clips(), context, horizon, device=device, std=std)
            for name, m in [("model", model), ("copy-last-frame", CopyLastFrame()), ("mean-frame", mean)]}
-    res["controllability"] = controllability(model, clips(), context, horizon, device=device)
+    res["controllability"] = controllability(model, clips(), context, horizon, device=device, std=std)
     return res
+
+# %% ../nbs/03_metrics.ipynb #bd667d51
+def roc_auc(scores, labels) -> float:
+    "Area under the ROC curve: P(score of a random positive > score of a random negative), ties counted half."
+    from scipy.stats import rankdata
+    s, y = np.asarray(scores, np.float64), np.asarray(labels, bool)
+    npos, nneg = int(y.sum()), int((~y).sum())
+    if npos == 0 or nneg == 0: return float("nan")
+    return float((rankdata(s)[y].sum() - npos * (npos + 1) / 2) / (npos * nneg))
+
+# %% ../nbs/03_metrics.ipynb #44ca61d5
+def find_eval(stage: str, env: str, roots, context: int, horizon: int, num_clips: int, data=None):
+    "Newest eval.json of run folders `*_{stage}_{slug(env)}` under `roots` (or one level down) with the same protocol (and data, if recorded)."
+    cands = []
+    for r in roots:
+        for pat in (f"*_{stage}_{slug(env)}/eval.json", f"*/*_{stage}_{slug(env)}/eval.json"): cands += glob.glob(str(Path(r)/pat))
+    for p in sorted(set(cands), key=lambda p: Path(p).stat().st_mtime, reverse=True):
+        try: e = json.loads(Path(p).read_text())
+        except (OSError, ValueError): continue
+        m = e.get("model", {})
+        same_data = data is None or (e.get("meta") or {}).get("data", str(data)) == str(data)
+        if m.get("context") == context and m.get("horizon", 0) >= horizon and m.get("num_clips") == num_clips and same_data: return Path(p), e
+    return None
