@@ -39,6 +39,8 @@ def test_override_errors_are_one_line(ov, msg):
 
 def test_presets_and_dict_roundtrip():
     assert preset(TrainConfig, "smoke").max_steps < preset(TrainConfig, "quick").max_steps < preset(TrainConfig, "full").max_steps
+    a = preset(TrainConfig, "quick"); a.max_steps = 1
+    assert preset(TrainConfig, "quick").max_steps > 1  # each call builds a fresh config: an override never leaks into the next run
     with pytest.raises(ConfigError, match="choose one of: smoke, quick, full"): preset(TrainConfig, "medium")
     cfg = apply_overrides(StageCfg(), ["model.z_dim=7"])
     assert config_from_dict(StageCfg, config_to_dict(cfg)) == cfg

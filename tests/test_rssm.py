@@ -7,15 +7,21 @@ import pytest
 import torch
 
 from worldmodels_nb.core import ConfigError, TrainConfig, fit, load_checkpoint
-from worldmodels_nb.metrics import CopyLastFrame
+from worldmodels_nb.metrics import CopyLastFrame, evaluate_rollouts
 from worldmodels_nb.rssm import (RSSM, LinearDynamics, RSSMConfig, RSSMModelConfig, RSSMWorldModel, categorical_stats,
-                                 dream_mse, gaussian_stats, kl_divergence, kl_loss, open_loop_mse, posterior_mse,
+                                 dream_mse, gaussian_stats, kl_divergence, kl_loss, posterior_mse,
                                  sample_latent, windows)
 
 torch.set_num_threads(1)
 
-def tiny(**kw):
-    return RSSMModelConfig(**{**dict(obs_dim=3, act_dim=2, stoch=4, groups=3, classes=4, deter=16, hidden=16, embed=16, depth=4), **kw})
+def tiny(pixels=False, D=3, A=2, **kw):
+    "A small config: D-dim states with A-dim continuous actions, or 64x64 frames with A discrete actions."
+    shape = dict(obs_shape=[3, 64, 64], num_actions=A, action_dim=0) if pixels else dict(obs_shape=[D], num_actions=0, action_dim=A)
+    return RSSMModelConfig(**{**shape, **dict(stoch=4, groups=3, classes=4, deter=16, hidden=16, embed=16, depth=4), **kw})
+
+def open_loop(model, clips, context, horizon, std=None):
+    "Per-step, per-dimension open-loop MSE (H, D) from the one rollout evaluator."
+    return torch.tensor(evaluate_rollouts(model, clips, context, horizon, std=std, per_dim=True)["mse_per_dim"])
 
 def clip(B=2, T=6, D=3, A=2, pixels=False, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -90,7 +96,7 @@ def test_gaussian_min_std_and_mode():
 @pytest.mark.parametrize("pixels", [False, True])
 @pytest.mark.parametrize("latent", ["gaussian", "categorical"])
 def test_imagine_shapes_and_gradients(pixels, latent):
-    m = RSSMWorldModel(tiny(pixels=pixels, latent=latent, act_dim=15 if pixels else 2, reward_head=True, cont_head=True))
+    m = RSSMWorldModel(tiny(pixels=pixels, latent=latent, A=15 if pixels else 2, reward_head=True, cont_head=True))
     b = clip(pixels=pixels)
     out = m.loss(b)
     assert {"loss", "recon", "kl", "reward", "cont", "kl_weight"} <= set(out) and torch.isfinite(out["loss"])
@@ -103,9 +109,9 @@ def test_imagine_shapes_and_gradients(pixels, latent):
     assert pred.shape == ((2, 4, 3, 64, 64) if pixels else (2, 4, 3)) and pred.dtype == torch.float32
     if pixels: assert 0 <= pred.min() and pred.max() <= 1
     z_dim = 12 if latent == "categorical" else 4
-    post, prior = m.rssm.observe(torch.randn(2, 5, m.rssm.post_net[0].in_features - 16), torch.randn(2, 5, m.c.act_dim))
+    post, prior = m.rssm.observe(torch.randn(2, 5, m.rssm.post_net[0].in_features - 16), torch.randn(2, 5, m.c.act_size))
     assert post["z"].shape == prior["z"].shape == (2, 5, z_dim)
-    assert m.rssm.imagine(m.rssm.initial(2), torch.randn(2, 7, m.c.act_dim))["h"].shape == (2, 7, 16)
+    assert m.rssm.imagine(m.rssm.initial(2), torch.randn(2, 7, m.c.act_size))["h"].shape == (2, 7, 16)
 
 def test_bad_config_and_inputs_fail_in_one_line():
     with pytest.raises(ConfigError, match="unknown model.latent 'vq'; choose gaussian or categorical"): RSSM(tiny(latent="vq"), 4)
@@ -114,18 +120,12 @@ def test_bad_config_and_inputs_fail_in_one_line():
     with pytest.raises(ValueError, match="k-1 actions") as e: m.observe(b["frames"][:, :3], b["actions"][:, :3])
     assert "\n" not in str(e.value)
 
-def test_presets():
-    f = RSSMConfig.full()
-    assert (f.seq_len, f.train.batch_size, f.model.stoch, f.model.deter, f.model.hidden) == (45, 128, 64, 128, 128)
-    assert f.model.free_nats > 0 and f.model.kl_balance == 0.8 and f.model.kl_warmup > 0
-    assert RSSMConfig.smoke().train.max_steps <= 50
-
 # --- alignment ----------------------------------------------------------------------------------------------------------
 
 def test_windows_and_previous_actions_alignment():
     x = torch.arange(5.).view(1, 5, 1)
     assert windows(x, 2)[0].tolist() == [[0, 0], [0, 1], [1, 2], [2, 3], [3, 4]]
-    m = RSSMWorldModel(tiny(act_dim=1))
+    m = RSSMWorldModel(tiny(A=1))
     seen = {}
     orig = m.rssm.observe
     def spy(embeds, prev, **kw): seen["prev"] = prev; return orig(embeds, prev, **kw)
@@ -143,12 +143,12 @@ def _additive(B, T, seed):
 def test_alignment_is_learnable():
     "o_{t+1} = o_t + a_t: a correctly aligned RSSM predicts it open loop far better than holding the last state."
     torch.manual_seed(0)
-    m = RSSMWorldModel(RSSMModelConfig(obs_dim=2, act_dim=2, stoch=4, deter=32, hidden=32, embed=32, free_nats=0.1))
+    m = RSSMWorldModel(RSSMModelConfig(obs_shape=[2], action_dim=2, stoch=4, deter=32, hidden=32, embed=32, free_nats=0.1))
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     for s in range(150):
         loss = m.loss(_additive(32, 12, s))["loss"]; opt.zero_grad(); loss.backward(); opt.step()
     val = [_additive(64, 12, 999)]
-    assert open_loop_mse(m, val, 4, 8).mean() < 0.5 * open_loop_mse(CopyLastFrame(), val, 4, 8).mean()
+    assert open_loop(m, val, 4, 8).mean() < 0.5 * open_loop(CopyLastFrame(), val, 4, 8).mean()
 
 # --- baselines and evaluation -------------------------------------------------------------------------------------------
 
@@ -160,16 +160,16 @@ def test_linear_baseline_recovers_linear_dynamics():
     for t in range(T - 1): s.append(s[-1] @ Am + a[:, t] @ Bm + c)
     b = dict(frames=torch.stack(s, 1), actions=a)
     lin = LinearDynamics().fit([b])
-    assert open_loop_mse(lin, [b], 3, 10).max() < 1e-6
-    assert open_loop_mse(CopyLastFrame(), [b], 3, 10).mean() > 1e-2
+    assert open_loop(lin, [b], 3, 10).max() < 1e-6
+    assert open_loop(CopyLastFrame(), [b], 3, 10).mean() > 1e-2
 
 def test_eval_functions_shapes_and_std_units():
     m, b = RSSMWorldModel(tiny()), clip(B=4, T=10)
-    assert open_loop_mse(m, [b], 3, 5).shape == (5, 3)
+    assert open_loop(m, [b], 3, 5).shape == (5, 3)
     assert posterior_mse(m, [b]).shape == dream_mse(m, [b]).shape == (10, 3)
-    e1, e2 = open_loop_mse(CopyLastFrame(), [b], 3, 5), open_loop_mse(CopyLastFrame(), [b], 3, 5, std=torch.full((3,), 2.0))
+    e1, e2 = open_loop(CopyLastFrame(), [b], 3, 5), open_loop(CopyLastFrame(), [b], 3, 5, std=torch.full((3,), 2.0))
     torch.testing.assert_close(e2, e1 / 4)
-    with pytest.raises(ValueError, match="context \\+ horizon"): open_loop_mse(m, [b], 5, 6)
+    with pytest.raises(ValueError, match="context=5 \\+ horizon=6"): open_loop(m, [b], 5, 6)
     assert m.training  # evaluation restores the training flag
 
 # --- KL warm-up, resume -------------------------------------------------------------------------------------------------
@@ -195,26 +195,25 @@ def test_resume_through_fit(tmp_path):
 # --- FACTR buffer end to end --------------------------------------------------------------------------------------------
 
 def test_factr_buffer_end_to_end(tmp_path):
-    data = pytest.importorskip("worldmodels_nb.data")
-    if not hasattr(data, "import_factr_buffer"): pytest.skip("worldmodels_nb.data has no import_factr_buffer yet")
+    from worldmodels_nb import data
     rng, trajs = np.random.default_rng(0), []
     for i in range(6):
         trajs.append([({"state": rng.normal(size=7).astype(np.float32), "goals": np.full(2, i, np.float32)},
-                       rng.normal(size=3).astype(np.float32), float(t == 19)) for t in range(20 + i)])  # reward 1 at t=19: seed 002's "is_first"
+                       rng.normal(size=3).astype(np.float32), float(t == 19)) for t in range(20 + i)])  # reward 1 at t=19: the FACTR RSSM's "is_first"
     (tmp_path/"buf.pkl").write_bytes(pickle.dumps(trajs))
     ds = data.EpisodeDataset(data.import_factr_buffer(tmp_path/"buf.pkl", tmp_path/"ds"))
     assert ds.num_episodes == 6
     b = ds.sample(8, 10, 0)
     assert not b["dones"][:, :-1].any()  # clips never cross an episode
-    c = tiny(obs_dim=9, act_dim=3, obs_window=2, kl_warmup=5)
+    c = tiny(D=9, A=3, obs_window=2, kl_warmup=5)
     m = RSSMWorldModel(c, norm_stats=ds.norm_stats)
     tc = TrainConfig(max_steps=4, batch_size=8, lr=1e-3, log_every=2, val_every=2, val_batches=1, ckpt_every=2, device="cpu")
     r = fit(m, ds.sampler(8, 10), tc, tmp_path/"run", val_data=list(ds.clips(10, batch_size=8)), config=RSSMConfig(model=c, train=tc), progress=False)
     assert r.step == 4 and math.isfinite(r.val["val_loss"])
-    assert open_loop_mse(m, ds.clips(15, batch_size=8), 5, 10).shape == (10, 9)
+    assert open_loop(m, ds.clips(15, batch_size=8), 5, 10).shape == (10, 9)
 
 def test_vae_option():
-    m, b = RSSMWorldModel(tiny(obs_dim=3, vae_latent=2)), clip()
+    m, b = RSSMWorldModel(tiny(vae_latent=2)), clip()
     out = m.loss(b)
     assert {"vae_recon", "vae_kl"} <= set(out)
     out["loss"].backward()
@@ -230,7 +229,7 @@ def test_wm_train_rssm_and_wm_eval_end_to_end(tmp_path):
     code = "import sys; from worldmodels_nb.cli import train_main, eval_main; sys.exit({}(sys.argv[1:]))"
     run = lambda fn, *a: subprocess.run([sys.executable, "-c", code.format(fn), *a], capture_output=True, text=True)
     data = tmp_path/"cheetah"
-    r = run("train_main", "rssm", "--scale", "smoke", "--data", str(data), "--out", str(tmp_path/"runs"), "data_steps=3000", "train.max_steps=4")
+    r = run("train_main", "rssm", "--scale", "smoke", "--data", str(data), "--out", str(tmp_path/"runs"), "data.train_steps=3000", "train.max_steps=4")
     assert r.returncode == 0, r.stderr[-3000:]
     ckpt = next((tmp_path/"runs").glob("*_rssm_*/checkpoints/best.pt"))
     r = run("eval_main", "--checkpoint", str(ckpt), "--data", str(data), "--horizon", "5", "--max-clips", "32", "--out", str(tmp_path/"eval"))

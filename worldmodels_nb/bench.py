@@ -134,7 +134,7 @@ def bench_train(seconds: float = 2.0, batch_size: int = 32, width: int = 32) -> 
     from worldmodels_nb.vae import VAEConfig
     from worldmodels_nb.mdnrnn import MDNRNNConfig
     out = {}
-    rc = RSSMConfig.quick(); rc.model.obs_dim, rc.model.act_dim = 17, 6  # HalfCheetah-v5 sizes
+    rc = RSSMConfig.quick(); rc.model.obs_shape, rc.model.action_dim = [17], 6  # HalfCheetah-v5 sizes
     g = torch.Generator().manual_seed(0)
     rssm_batches = [dict(frames=torch.randn(batch_size, rc.seq_len, 17, generator=g), actions=torch.rand(batch_size, rc.seq_len, 6, generator=g) * 2 - 1,
                          rewards=torch.zeros(batch_size, rc.seq_len), dones=torch.zeros(batch_size, rc.seq_len, dtype=torch.bool)) for _ in range(4)]

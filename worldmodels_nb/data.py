@@ -7,10 +7,9 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/data.html.md"""
 # %% auto #0
 __all__ = ['FORMAT', 'FIELDS', 'LAYOUT_KEYS', 'HELDOUT_START', 'ENV_DATA', 'SMOKE_LEVELS', 'DatasetError', 'shard_file',
            'space_info', 'read_manifest', 'write_manifest', 'add_shard', 'write_shard', 'shard_seed', 'run_vec_env',
-           'collect', 'heldout_kwargs', 'ensure_dataset', 'valid_starts', 'EpisodeDataset', 'sample', 'sampler',
-           'clips', 'split', 'episode', 'DataConfig', 'data_config', 'dataset_dirs', 'env_datasets',
-           'RestrictedUnpickler', 'safe_load_pickle', 'parse_norm_stats', 'import_factr_buffer', 'inspect_dataset',
-           'contact_sheet', 'collect_main', 'inspect_main']
+           'collect', 'heldout_kwargs', 'ensure_dataset', 'valid_starts', 'EpisodeDataset', 'DataConfig', 'data_config',
+           'dataset_dirs', 'env_datasets', 'RestrictedUnpickler', 'safe_load_pickle', 'parse_norm_stats',
+           'import_factr_buffer', 'inspect_dataset', 'contact_sheet', 'collect_main', 'inspect_main']
 
 # %% ../nbs/02_data.ipynb #4dab53b9
 import argparse, contextlib, hashlib, json, math, pickle, sys, time, warnings
@@ -20,6 +19,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 from tqdm.auto import tqdm
 
 from .core import SCALES, ConfigError, atomic_path, atomic_write_text, slug
@@ -301,6 +301,7 @@ class EpisodeDataset:
     def __repr__(self): return f"EpisodeDataset({str(self.path)!r}: {self.num_episodes} episodes, {self.num_steps} steps, obs {self.obs_shape})"
 
 # %% ../nbs/02_data.ipynb #172b58c6
+@patch
 def _gather(self: EpisodeDataset, idx: np.ndarray) -> dict:
     "Clip batch (torch tensors) for global row indices `idx` of shape (B, T)."
     sh = np.searchsorted(self._offsets, idx[:, 0], side="right") - 1  # (B,) shard of each clip
@@ -317,6 +318,7 @@ def _gather(self: EpisodeDataset, idx: np.ndarray) -> dict:
     return dict(frames=frames, actions=torch.from_numpy(out["actions"]), rewards=torch.from_numpy(out["rewards"]),
                 dones=torch.from_numpy(out["done"]), truncated=torch.from_numpy(out["truncated"]))
 
+@patch
 def _valid(self: EpisodeDataset, T: int) -> np.ndarray:
     "Cached valid start rows for clips of length `T` in this view's episodes."
     if T not in self._starts:
@@ -327,23 +329,24 @@ def _valid(self: EpisodeDataset, T: int) -> np.ndarray:
         self._starts[T] = s
     return self._starts[T]
 
-EpisodeDataset._gather, EpisodeDataset._valid = _gather, _valid
-
 # %% ../nbs/02_data.ipynb #885dd8bc
 def _rng(generator) -> np.random.Generator:
     return generator if isinstance(generator, np.random.Generator) else np.random.default_rng(generator)
 
+@patch
 def sample(self: EpisodeDataset, batch_size: int, T: int, generator=None) -> dict:
     "A random clip batch: `batch_size` clips of `T` consecutive steps of one episode each."
     starts = self._valid(T)
     s = starts[_rng(generator).integers(len(starts), size=batch_size)]  # (B,)
     return self._gather(s[:, None] + np.arange(T))  # (B, T)
 
+@patch
 def sampler(self: EpisodeDataset, batch_size: int, T: int, seed: int = 0) -> Callable[[int], dict]:
     "A `step -> batch` function for `core.fit`, deterministic in `step`."
     self._valid(T)  # fail now, not inside the training loop
     return lambda step: self.sample(batch_size, T, np.random.default_rng([seed, step]))
 
+@patch
 def clips(self: EpisodeDataset, T: int, stride: int | None = None, max_clips: int | None = None, batch_size: int = 64) -> Iterator[dict]:
     "Deterministic clip batches in episode order (non-overlapping unless `stride` < `T`)."
     stride = stride or T
@@ -353,6 +356,7 @@ def clips(self: EpisodeDataset, T: int, stride: int | None = None, max_clips: in
     starts = starts[:max_clips]
     for i in range(0, len(starts), batch_size): yield self._gather(starts[i:i + batch_size, None] + np.arange(T))
 
+@patch
 def split(self: EpisodeDataset, val_fraction: float = 0.1, seed: int = 0) -> tuple:
     "(train, val) views of this dataset, split by episode with a seeded shuffle."
     if not 0 < val_fraction < 1: raise DatasetError(f"val_fraction must be between 0 and 1, got {val_fraction}")
@@ -361,13 +365,12 @@ def split(self: EpisodeDataset, val_fraction: float = 0.1, seed: int = 0) -> tup
     k = min(max(1, round(val_fraction * len(perm))), len(perm) - 1)
     return self._view(np.sort(perm[k:])), self._view(np.sort(perm[:k]))
 
+@patch
 def episode(self: EpisodeDataset, i: int) -> dict:
     "All rows of the `i`-th episode of this view, as NumPy arrays."
     g = int(self._ep_start[self.episodes[i]]); sh = int(np.searchsorted(self._offsets, g, side="right") - 1)
     lo = g - self._offsets[sh]; hi = lo + self._ep_len[self.episodes[i]]
     return {f: np.asarray(self._arrays[sh][f][lo:hi]) for f in FIELDS}
-
-for _f in (sample, sampler, clips, split, episode): setattr(EpisodeDataset, _f.__name__, _f)
 
 # %% ../nbs/02_data.ipynb #ab6634be
 @dataclass
