@@ -3,7 +3,7 @@ import json, subprocess, sys
 import numpy as np
 import pytest, torch
 from worldmodels_nb.cli import FAMILIES, check_compatible, family_config, train_parser
-from worldmodels_nb.core import ConfigError, load_model
+from worldmodels_nb.core import ConfigError, load_model, save_checkpoint, seed_everything
 from worldmodels_nb.data import FORMAT, EpisodeDataset, write_shard
 from worldmodels_nb.metrics import evaluate_rollouts
 from worldmodels_nb.rssm import RSSMConfig
@@ -26,6 +26,19 @@ def write_dataset(path, pixel=True, lengths=(14, 12, 13, 15, 11), seed=0):
     actions = rng.integers(0, 4, N) if pixel else rng.uniform(-1, 1, (N, 2)).astype(np.float32)
     write_shard(path, m, dict(frames=frames, actions=actions, rewards=np.zeros(N, np.float32), done=done, truncated=np.zeros(N, bool)))
     return EpisodeDataset(path)
+
+def rssm_checkpoint(path, ds):
+    "An untrained RSSM for dataset `ds` (sizes and normalisation from it), saved as a checkpoint."
+    from worldmodels_nb.rssm import RSSMConfig, RSSMWorldModel, resolve_model_config
+    seed_everything(0); cfg = RSSMConfig.smoke(); cfg.seq_len = 8
+    cfg.model = resolve_model_config(cfg.model, ds)
+    return save_checkpoint(path, RSSMWorldModel(cfg.model, norm_stats=ds.norm_stats), step=0, config=cfg)
+
+def pixel_checkpoint(path, ds):
+    "An untrained pixel world model for frame dataset `ds`, saved as a checkpoint."
+    from worldmodels_nb.pixel import PixelConfig, resolve_model_config
+    seed_everything(0); cfg = resolve_model_config(PixelConfig.smoke(), ds)
+    return save_checkpoint(path, cfg.build_model(), step=0, config=cfg)
 
 def test_one_parser_one_split_one_override_path():
     for fam in FAMILIES:
@@ -60,12 +73,7 @@ def test_wm_train_frames_then_resume_then_eval(family, tmp_path):
 def test_wm_eval_of_an_rssm_checkpoint_gives_the_notebook_number(tmp_path):
     "No training: one RSSM checkpoint scored by wm-eval and by 08_rssm's call to metrics.evaluate_rollouts."
     train, held = write_dataset(tmp_path/"train", pixel=False), write_dataset(tmp_path/"held", pixel=False, seed=1)
-    cfg = RSSMConfig.smoke()
-    from worldmodels_nb.rssm import train_rssm
-    cfg.seq_len, cfg.train.max_steps = 8, 0  # builds the model, writes no step: the untrained weights are the checkpoint
-    model, res = train_rssm(cfg, train, None, tmp_path/"runs", progress=False)
-    from worldmodels_nb.core import save_checkpoint
-    ck = save_checkpoint(tmp_path/"rssm.pt", model, step=0, config=cfg)
+    ck = rssm_checkpoint(tmp_path/"rssm.pt", train)  # untrained weights, the train data's normalisation
     r = cli("eval_main", "--checkpoint", ck, "--data", held.path, "--train-data", train.path, "--context", 3, "--horizon", 4,
             "--out", tmp_path/"ev")
     assert r.returncode == 0, r.stderr[-3000:]

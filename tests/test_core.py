@@ -148,3 +148,99 @@ def test_checkpoint_written_from_a_notebook_loads_from_the_library(tmp_path):
     st["config_class"] = "__main__.NoSuchConfig"
     torch.save(st, tmp_path/"foreign.pt")
     with pytest.raises(CheckpointError, match="not written by a worldmodels_nb stage"): load_model(tmp_path/"foreign.pt")
+
+# --- bad values, one writer per run folder, the resume guard, monitor, threads ---
+
+@pytest.mark.parametrize("ov,msg", [
+    (["train.max_steps=-3"], "bad value train.max_steps=-3: it must be an integer >= 1"),
+    (["train.batch_size=0"], "bad value train.batch_size=0: it must be an integer >= 1"),
+    (["train.lr=0"], "bad value train.lr=0.0: it must be a number > 0"),
+    (["train.val_every=0"], "bad value train.val_every=0"),
+    (["train.grad_clip=-1"], "bad value train.grad_clip=-1.0: it must be a number >= 0"),
+    (["train.threads=-2"], "bad value train.threads=-2"),
+])
+def test_nonsense_values_are_refused_in_one_line(ov, msg):
+    with pytest.raises(ConfigError) as e: apply_overrides(StageCfg(), ov)
+    assert msg in str(e.value) and "\n" not in str(e.value)
+
+def test_nonsense_data_values_and_fit_refuse_before_writing(tmp_path):
+    from worldmodels_nb.core import check_config
+    from worldmodels_nb.data import DataConfig
+    @dataclass
+    class WithData:
+        data: DataConfig = field(default_factory=DataConfig)
+        train: TrainConfig = field(default_factory=TrainConfig)
+    for ov, msg in [("data.val_fraction=1.0", "bad value data.val_fraction=1.0"), ("data.val_fraction=-0.1", "data.val_fraction=-0.1"),
+                    ("data.train_steps=0", "bad value data.train_steps=0"), ("data.heldout_steps=-5", "data.heldout_steps=-5")]:
+        with pytest.raises(ConfigError, match=msg.replace(".", r"\.")): apply_overrides(WithData(), [ov])
+    assert check_config(WithData()) == WithData()
+    with pytest.raises(ConfigError, match="bad value max_steps=-3"):
+        fit(nn.Linear(1, 1), [torch.ones(1)], TrainConfig(max_steps=-3), tmp_path/"run", progress=False)
+    assert not (tmp_path/"run").exists()  # refused before the run folder was made
+
+def test_second_trainer_in_one_run_folder_is_refused(tmp_path):
+    run = tmp_path/"run"
+    first = subprocess.Popen([sys.executable, str(SCRIPT), str(run), "--steps", "400", "--sleep", "0.05"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run/"metrics.csv").exists(): time.sleep(0.05)
+        assert (run/"metrics.csv").exists(), "the first trainer never logged"
+        assert (run/".lock").read_text() == str(first.pid)  # the holder's PID
+        before = (run/"resolved_config.yaml").read_bytes()
+        second = run_script(run, "--steps", 400)
+        assert second.returncode != 0
+        assert f"FolderBusyError: run folder {run} is being written by process {first.pid}" in second.stderr.strip().splitlines()[-1]
+        assert (run/"resolved_config.yaml").read_bytes() == before
+    finally:
+        first.kill(); first.wait()
+    steps = read_steps(run/"metrics.csv")
+    assert steps == sorted(set(steps)), "only one writer's rows, in order"
+    res = run_script(run, "--steps", 40)  # the lock died with its holder: resuming works
+    assert res.returncode == 0, res.stderr
+
+class _Toy(nn.Module):
+    def __init__(self): super().__init__(); self.w = nn.Parameter(torch.ones(1))
+    def loss(self, b): return {"loss": ((self.w * b - 2) ** 2).mean()}
+
+def test_resume_of_another_stages_run_is_refused_before_writing(tmp_path):
+    from worldmodels_nb.pixel import PixelConfig
+    from worldmodels_nb.rssm import RSSMConfig
+    pcfg, run = PixelConfig.smoke(), tmp_path/"pixel_run"
+    fit(_Toy(), [torch.ones(4)], pcfg.train, run, config=pcfg, progress=False)
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    rcfg = RSSMConfig.smoke()
+    with pytest.raises(CheckpointError) as e: fit(_Toy(), [torch.ones(4)], rcfg.train, run, config=rcfg, progress=False)
+    assert str(e.value) == f"{run} holds a PixelConfig run; resume it with wm-train pixel, or choose another folder"
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == files  # resolved_config.yaml included
+    res = fit(_Toy(), [torch.ones(4)], pcfg.train, run, config=pcfg, progress=False)  # the right stage still resumes it
+    assert res.step == pcfg.train.max_steps
+
+def test_best_pt_follows_the_monitor_and_a_missing_monitor_is_refused(tmp_path):
+    vals = iter([3.0, 1.0, 2.0, 5.0])
+    cfg = TrainConfig(max_steps=8, val_every=2, log_every=2, ckpt_every=2, val_batches=1, device="cpu", monitor="val_pred")
+    res = fit(_Toy(), [torch.ones(4)], cfg, tmp_path/"a", val_data=[torch.ones(4)], val_fn=lambda m, s, r: {"val_pred": next(vals)}, progress=False)
+    assert res.best == 1.0 and load_checkpoint(tmp_path/"a"/"checkpoints"/"best.pt")["step"] == 4
+    cfg.monitor = "val_typo"
+    with pytest.raises(ConfigError, match="train.monitor='val_typo' is not among the validation metrics; choose one of: val_loss"):
+        fit(_Toy(), [torch.ones(4)], cfg, tmp_path/"b", val_data=[torch.ones(4)], progress=False)
+
+def test_choose_threads():
+    from worldmodels_nb.core import choose_threads
+    assert choose_threads(0, None, cpus=8, load=1.0) == 8  # idle: only we run
+    assert choose_threads(0, None, cpus=2, load=2.2) == 1  # 2 cores, another busy process
+    assert choose_threads(0, None, cpus=16, load=4.9) == 12
+    assert choose_threads(0, None, cpus=4, load=40.0) == 1 and choose_threads(0, None, cpus=4, load=0.0) == 4
+    assert choose_threads(0, "3", cpus=8, load=1.0) == 3 and choose_threads(0, "junk", cpus=8, load=1.0) == 8
+    assert choose_threads(2, "3", cpus=8, load=1.0) == 2  # train.threads > OMP_NUM_THREADS > the guess
+    assert choose_threads(0, None, cpus=8, load=6.0, resumed=5) == 5  # a resumed run keeps its count
+
+def test_fit_sets_and_logs_threads(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        cfg = TrainConfig(max_steps=4, log_every=2, ckpt_every=2, device="cpu", threads=1)
+        fit(_Toy(), [torch.ones(4)], cfg, tmp_path/"r", progress=False)
+        assert torch.get_num_threads() == 1
+        with open(tmp_path/"r"/"metrics.csv") as f: assert [r["threads"] for r in csv.DictReader(f)] == ["1", "1"]
+        assert load_checkpoint(tmp_path/"r"/"checkpoints"/"last.pt")["extra"]["threads"] == 1
+    finally: torch.set_num_threads(before)

@@ -1,5 +1,5 @@
 "Tests of the course runner `wm-course`: the real notebooks at smoke scale, and a failing stage."
-import json, subprocess, sys
+import json, os, subprocess, sys
 from pathlib import Path
 import nbformat
 from nbformat.v4 import new_notebook, new_code_cell
@@ -47,3 +47,35 @@ def test_course_smoke_on_the_real_notebooks(tmp_path):
     for s in stages: assert f"| {s} | ok |" in report
     core = json.loads((course/"00_core"/"summary_core.json").read_text())
     assert core["figures"]["training steps"] > 0
+
+def test_course_run_never_exports_into_the_library(tmp_path):
+    "A stage's final export cell, executed by wm-course, leaves the library alone; the kernels get WM_NO_EXPORT and OMP_NUM_THREADS."
+    proj = tmp_path/"proj"; (proj/"nbs").mkdir(parents=True); (proj/"worldmodels_nb").mkdir()
+    (proj/"pyproject.toml").write_text((ROOT/"pyproject.toml").read_text())
+    (proj/"worldmodels_nb"/"__init__.py").write_text("")
+    lib = lambda: {p.name: p.read_bytes() for p in (proj/"worldmodels_nb").iterdir()}
+    before = lib()
+    nb = new_notebook(cells=[new_code_cell("#| default_exp tiny"),
+                             new_code_cell('scale = "smoke"\nout_dir = "."', metadata={"tags": ["parameters"]}),
+                             new_code_cell("#| export\ndef answer(): return 42"),
+                             new_code_cell('import os, json\nfrom worldmodels_nb.core import save_summary\n'
+                                           'save_summary(out_dir, "tiny", {k: os.environ.get(k, "unset") for k in ("WM_NO_EXPORT", "OMP_NUM_THREADS")})'),
+                             new_code_cell(_final_cell())])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    nbformat.write(nb, str(proj/"nbs"/"00_tiny.ipynb"))
+    res = wm_course("--scale", "smoke", "--nbs", str(proj/"nbs"), "--out", str(tmp_path/"out"), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert lib() == before, "the course run wrote into the library"
+    figs = json.loads(next((tmp_path/"out").glob("course_*/00_tiny/summary_tiny.json")).read_text())["figures"]
+    assert figs["WM_NO_EXPORT"] == "1" and int(figs["OMP_NUM_THREADS"]) >= 1
+    env = {k: v for k, v in os.environ.items() if k not in ("WM_NO_EXPORT", "IN_TEST")}  # papermill by hand: no hint in the environment
+    res = subprocess.run([sys.executable, "-m", "papermill", str(proj/"nbs"/"00_tiny.ipynb"), str(tmp_path/"by_hand.ipynb"),
+                          "-p", "out_dir", str(tmp_path), "--cwd", str(proj/"nbs")], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert lib() == before, "papermill wrote into the library"
+
+def _final_cell() -> str:
+    "The last cell of a real stage notebook: the one that exports the library when a person runs it."
+    src = nbformat.read(str(ROOT/"nbs"/"04_pixel.ipynb"), as_version=4).cells[-1].source
+    assert "interactive_export" in src or "nbdev_export" in src
+    return src

@@ -333,9 +333,9 @@ def test_env_datasets_real_procgen(tmp_path):
     st, sh = full.manifest["settings"], held.manifest["settings"]
     assert (st["levels"], st["seed"], st["policy"], st["num_envs"], st["shard_size"]) == ("0:5", 0, "sticky", 32, 50_000)
     assert (sh["levels"], sh["seed"], sh["policy"]) == ("100000:100005", 1_000_003, "sticky")
-    stamp = {p: p.stat().st_mtime_ns for d in (tr_dir, ho_dir) for p in d.iterdir()}
+    stamp = {p: p.stat().st_mtime_ns for d in (tr_dir, ho_dir) for p in d.iterdir() if p.name != ".lock"}
     train2, val2, _ = env_datasets("procgen:coinrun", dc, tmp_path, progress=False)  # reused: nothing is collected again
-    assert {p: p.stat().st_mtime_ns for d in (tr_dir, ho_dir) for p in d.iterdir()} == stamp
+    assert {p: p.stat().st_mtime_ns for d in (tr_dir, ho_dir) for p in d.iterdir() if p.name != ".lock"} == stamp
     assert np.array_equal(val2.episodes, val.episodes)  # the same seeded split
     with pytest.raises(ConfigError, match="overlap training levels"):
         env_datasets("procgen:coinrun", DataConfig(640, 320, "0:5", "3:8"), tmp_path/"x", progress=False)
@@ -346,13 +346,13 @@ _ENSURE = ("import sys; from worldmodels_nb.data import ensure_dataset; "
            "ensure_dataset('procgen:coinrun', 2048, sys.argv[1], policy='sticky', levels='0:5', shard_size=512, progress=False)")
 
 def test_ensure_dataset_waits_for_a_concurrent_collector(tmp_path):
-    "While another process holds the folder's turn, ensure_dataset writes nothing; afterwards it collects."
-    from worldmodels_nb.data import _folder_turn
+    "While another process holds the folder's lock, ensure_dataset waits and writes nothing; afterwards it collects."
+    from worldmodels_nb.core import folder_lock
     out = tmp_path/"d"
-    with _folder_turn(out):  # another collector of this folder is busy
+    with folder_lock(out, what="dataset folder"):  # another collector of this folder is busy
         p = subprocess.Popen([sys.executable, "-c", _ENSURE, str(out)], stderr=subprocess.PIPE, text=True)
         t0 = time.time()
-        while time.time() - t0 < 12 and p.poll() is None and not out.exists(): time.sleep(0.2)
-        assert p.poll() is None and not out.exists(), "ensure_dataset did not wait for the folder's lock"
+        while time.time() - t0 < 10 and p.poll() is None and not list(out.glob("shard_*")): time.sleep(0.2)
+        assert p.poll() is None and sorted(q.name for q in out.iterdir()) == [".lock"], "ensure_dataset did not wait for the folder's lock"
     assert p.wait(timeout=300) == 0, p.stderr.read()
     assert read_manifest(out)["total_steps"] >= 2048 and len(read_manifest(out)["shards"]) == 4

@@ -238,3 +238,54 @@ def test_wm_train_rssm_and_wm_eval_end_to_end(tmp_path):
     assert ev["model"]["kind"] == "state" and len(ev["model"]["mse"]) == 5 and len(ev["copy-last-frame"]["mse"]) == 5
     r = run("train_main", "rssm", "--scale", "smoke", "--data", str(tmp_path/"nope"), "model.stochh=3")
     assert r.returncode != 0 and "unknown config key 'model.stochh'" in r.stderr
+
+# --- best.pt is chosen by open-loop prediction ----------------------------------------------------------------------------
+
+def _factr_dataset(tmp_path, episodes=8, length=30):
+    from worldmodels_nb import data
+    rng = np.random.default_rng(0)
+    trajs = [[({"state": rng.normal(size=5).astype(np.float32)}, rng.normal(size=2).astype(np.float32), 0.0) for t in range(length + i)]
+             for i in range(episodes)]
+    (tmp_path/"buf.pkl").write_bytes(pickle.dumps(trajs))
+    return data.EpisodeDataset(data.import_factr_buffer(tmp_path/"buf.pkl", tmp_path/"ds")).split(0.25, seed=0)
+
+def _val_rows(run):
+    import csv
+    with open(run/"val_metrics.csv") as f: return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+def _small_cfg(**model):
+    from worldmodels_nb.core import preset
+    cfg = RSSMConfig.smoke()
+    assert all(preset(RSSMConfig, s).train.monitor == "val_open_loop_mse" for s in ("smoke", "quick", "full"))
+    cfg.seq_len, cfg.context, cfg.horizon = 10, 3, 50  # a horizon longer than the episodes: validation falls back to a shorter one
+    cfg.model = RSSMModelConfig(stoch=4, deter=16, hidden=16, embed=16, **model)
+    cfg.train = TrainConfig(max_steps=8, batch_size=4, lr=1e-3, log_every=2, val_every=2, val_batches=2, ckpt_every=2, device="cpu",
+                            monitor="val_open_loop_mse")
+    return cfg
+
+def test_best_pt_is_the_lowest_open_loop_error(tmp_path):
+    from worldmodels_nb.rssm import train_rssm
+    tr, va = _factr_dataset(tmp_path)
+    _, res = train_rssm(_small_cfg(), tr, va, run_dir=tmp_path/"run", progress=False)
+    rows = _val_rows(tmp_path/"run")
+    assert [r["step"] for r in rows] == [2, 4, 6, 8] and all(math.isfinite(r["val_open_loop_mse"]) for r in rows)
+    best = min(rows, key=lambda r: r["val_open_loop_mse"])
+    assert load_checkpoint(tmp_path/"run"/"checkpoints"/"best.pt")["step"] == best["step"] and res.best == pytest.approx(best["val_open_loop_mse"])
+
+def test_best_pt_follows_prediction_while_val_loss_rises(tmp_path, monkeypatch):
+    "The KL weight ramps up (val_loss rises) while the prediction error falls: best.pt is the last validation, not the first."
+    from worldmodels_nb import metrics
+    from worldmodels_nb.rssm import train_rssm
+    falling = iter([4.0, 3.0, 2.0, 1.0])
+    calls = []
+    def fake(model, clips, context, horizon, **kw):
+        calls.append((context, horizon)); v = next(falling)
+        return dict(mse=[v] * horizon)
+    monkeypatch.setattr(metrics, "evaluate_rollouts", fake)
+    tr, va = _factr_dataset(tmp_path)
+    train_rssm(_small_cfg(kl_scale=100.0, kl_warmup=8), tr, va, run_dir=tmp_path/"run", progress=False)
+    rows = _val_rows(tmp_path/"run")
+    losses = [r["val_loss"] for r in rows]
+    assert losses == sorted(losses), "the total validation loss rises with the KL weight"
+    assert calls[0] == (3, int(va.episode_lengths.max()) - 3)  # horizon shortened to what the validation episodes hold
+    assert load_checkpoint(tmp_path/"run"/"checkpoints"/"best.pt")["step"] == 8

@@ -9,7 +9,7 @@ __all__ = ['BENCHES', 'BENCH_ARGS', 'register', 'rate', 'raw_procgen_rate', 'nai
            'bare_loop_rate', 'fit_loop_rate', 'bench_train', 'format_results', 'main']
 
 # %% ../nbs/92_bench.ipynb #a8e24f85
-import argparse, json, sys, tempfile, time
+import json, sys, tempfile, time
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .core import atomic_write_text
-from .data import EpisodeDataset, collect
+from .data import USER_ERRORS, CLIParser, EpisodeDataset, collect, positive_float, positive_int
 
 # %% ../nbs/92_bench.ipynb #019fd2a2
 BENCHES: dict[str, Callable[..., dict]] = {}  # name -> benchmark function (keyword arguments -> dict of results)
@@ -78,8 +78,8 @@ def _warm(ds: EpisodeDataset):
     for a in ds._arrays: np.asarray(a["frames"]).max()  # page every frame in
 
 def _data_args(p):
-    p.add_argument("--collect-steps", type=int, default=65536, help="steps to collect")
-    p.add_argument("--num-envs", type=int, default=32, help="parallel environments (raw and collection alike)")
+    p.add_argument("--collect-steps", type=positive_int, default=65536, help="steps to collect")
+    p.add_argument("--num-envs", type=positive_int, default=32, help="parallel environments (raw and collection alike)")
 
 @register("data", _data_args)
 def bench_data(seconds: float = 2.0, num_envs: int = 32, collect_steps: int = 65536, batch_size: int = 128, T: int = 5, root=None) -> dict:
@@ -123,8 +123,8 @@ def fit_loop_rate(make_model, batches: list, steps: int) -> float:
 
 # %% ../nbs/92_bench.ipynb #239e3f62
 def _train_args(p):
-    p.add_argument("--batch-size", type=int, default=32, help="training batch size")
-    p.add_argument("--width", type=int, default=32, help="pixel model width (04_pixel's quick preset: 32)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="training batch size")
+    p.add_argument("--width", type=positive_int, default=32, help="pixel model width (04_pixel's quick preset: 32)")
 
 @register("train", _train_args)
 def bench_train(seconds: float = 2.0, batch_size: int = 32, width: int = 32) -> dict:
@@ -165,15 +165,16 @@ def format_results(name: str, r: dict) -> str:
 
 def main(argv=None) -> int:
     "Entry point of `wm-bench NAME [options]`."
-    p = argparse.ArgumentParser(prog="wm-bench", description="Speed benchmarks of the course's code paths.")
+    p = CLIParser(prog="wm-bench", description="Speed benchmarks of the course's code paths.")
     sub = p.add_subparsers(dest="name", required=True, metavar="NAME", help=", ".join(sorted(BENCHES)))
     for name in sorted(BENCHES):
         sp = sub.add_parser(name, help=(BENCHES[name].__doc__ or "").strip())
         sp.add_argument("--out", help="also write the results as JSON here")
-        sp.add_argument("--seconds", type=float, default=2.0, help="seconds per rate measurement")
+        sp.add_argument("--seconds", type=positive_float, default=2.0, help="seconds per rate measurement")
         if name in BENCH_ARGS: BENCH_ARGS[name](sp)
     a = vars(p.parse_args(argv)); name, out = a.pop("name"), a.pop("out")
-    r = BENCHES[name](**a)
+    try: r = BENCHES[name](**a)
+    except USER_ERRORS as e: sys.exit(f"wm-bench {name}: {e}")
     print(format_results(name, r))
     if out: atomic_write_text(out, json.dumps(dict(bench=name, **r), indent=1)); print(f"wrote {out}")
     return 0

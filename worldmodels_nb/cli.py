@@ -14,15 +14,15 @@ from pathlib import Path
 
 import torch
 
-from .core import SCALES, CheckpointError, ConfigError, apply_overrides, get_device, load_model, make_run_dir, preset, slug
-from .data import EpisodeDataset, data_config, ensure_dataset, env_datasets, read_manifest
+from .core import SCALES, ConfigError, apply_overrides, get_device, load_model, make_run_dir, preset, slug
+from .data import USER_ERRORS, CLIParser, EpisodeDataset, data_config, ensure_dataset, env_datasets, existing_file, positive_int, read_manifest
 
 # %% ../nbs/91_cli.ipynb #0b6e2d50
 FAMILIES = ("pixel", "vae", "mdnrnn", "rssm")
 
 def train_parser(family: str) -> argparse.ArgumentParser:
     "The `wm-train FAMILY` argument parser."
-    p = argparse.ArgumentParser(prog=f"wm-train {family}", description=f"Train the {family} world-model family.")
+    p = CLIParser(prog=f"wm-train {family}", description=f"Train the {family} world-model family.")
     p.add_argument("--env", default=None, help="environment id (default: the config's); sets the data defaults for its family")
     p.add_argument("--scale", default="quick", choices=SCALES)
     p.add_argument("--data", default=None, help="training dataset folder (collected there if missing); default: data.env_datasets under --data-root")
@@ -32,8 +32,8 @@ def train_parser(family: str) -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, help="a run folder to continue from its checkpoints/last.pt")
     if family == "vae": p.add_argument("--encode", default=None, help="after training, encode the training data into this latent dataset folder")
     if family == "rssm":
-        p.add_argument("--buffer", default=None, help="a FACTR buf.pkl to import into --data (or data/factr-<name>)")
-        p.add_argument("--rollout-config", default=None, help="the buffer's rollout_config.yaml (normalisation statistics)")
+        p.add_argument("--buffer", type=existing_file, default=None, help="a FACTR buf.pkl to import into --data (or data/factr-<name>)")
+        p.add_argument("--rollout-config", type=existing_file, default=None, help="the buffer's rollout_config.yaml (normalisation statistics)")
     p.add_argument("overrides", nargs="*", help="config overrides such as train.max_steps=2000 data.val_fraction=0.1")
     return p
 
@@ -133,7 +133,7 @@ def train_main(argv=None):
     a = train_parser(family).parse_args(argv[1:])
     driver = dict(pixel=train_pixel_cli, vae=train_vae_cli, mdnrnn=train_mdnrnn_cli, rssm=train_rssm_cli)[family]
     try: driver(family_config(family, a), a)
-    except (ValueError, FileNotFoundError, CheckpointError) as e: sys.exit(f"wm-train {family}: {e}")
+    except USER_ERRORS as e: sys.exit(f"wm-train {family}: {e}")
     return 0
 
 # %% ../nbs/91_cli.ipynb #56c13911
@@ -160,6 +160,8 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
     "Score a checkpoint on dataset folder `data` with the rollout protocol; returns (eval run folder, results)."
     import matplotlib.pyplot as plt
     from worldmodels_nb.metrics import evaluate_rollouts, evaluate_with_baselines, save_eval, plot_metric_vs_horizon, save_rollout_video, to_unit
+    for name, v in (("horizon", horizon), ("context", context), ("max_clips", max_clips)):
+        if v is not None and v < 1: raise ValueError(f"{name} must be >= 1, got {v}")
     model, cfg, st = load_model(checkpoint, device)
     if read_manifest(data) is None: raise FileNotFoundError(f"--data {data}: no dataset there (manifest.json missing)")
     ds, train_ds = EpisodeDataset(data), EpisodeDataset(train_data) if train_data else None
@@ -169,8 +171,8 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
         model = model.as_world_model(cfg, device)
         check_compatible(model.vae.cfg, ds, "its V")
     else: check_compatible(cfg.model, ds)
-    k = context or getattr(cfg, "context", None) or getattr(cfg.model, "context", 4)
-    H = horizon or getattr(cfg, "horizon", 32)
+    k = context if context is not None else getattr(cfg, "context", None) or getattr(cfg.model, "context", 4)
+    H = horizon if horizon is not None else getattr(cfg, "horizon", 32)
     clips = lambda: ds.clips(k + H, max_clips=max_clips, batch_size=64)
     if next(iter(clips()), None) is None: raise ValueError(f"{data} has no episode of at least {k + H} steps; lower --horizon")
     std = None if ds.is_pixel else getattr(model, "obs_std", None)  # states: MSE in training-std units
@@ -197,17 +199,18 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
 # %% ../nbs/91_cli.ipynb #eb41a7b7
 def eval_main(argv=None):
     "wm-eval --checkpoint CKPT --data DIR [--horizon H] [--context K] [--out runs]"
-    p = argparse.ArgumentParser(prog="wm-eval", description="Open-loop rollout evaluation of a world-model checkpoint.")
-    p.add_argument("--checkpoint", required=True); p.add_argument("--data", required=True, help="held-out dataset folder")
+    p = CLIParser(prog="wm-eval", description="Open-loop rollout evaluation of a world-model checkpoint.")
+    p.add_argument("--checkpoint", type=existing_file, required=True); p.add_argument("--data", required=True, help="held-out dataset folder")
     p.add_argument("--train-data", default=None, help="training dataset for the mean-frame (and linear) baseline (default: --data)")
-    p.add_argument("--horizon", type=int, default=None); p.add_argument("--context", type=int, default=None)
-    p.add_argument("--max-clips", type=int, default=256); p.add_argument("--out", default="runs")
+    p.add_argument("--horizon", type=positive_int, default=None, help="steps to predict (default: the model's)")
+    p.add_argument("--context", type=positive_int, default=None, help="real steps the model observes first (default: the model's)")
+    p.add_argument("--max-clips", type=positive_int, default=256); p.add_argument("--out", default="runs")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     try:
         run, res = evaluate_checkpoint(a.checkpoint, a.data, a.out, a.horizon, a.context, a.max_clips, a.train_data,
                                        device=str(get_device(a.device)))
-    except (ValueError, FileNotFoundError, CheckpointError) as e: sys.exit(f"wm-eval: {e}")
+    except USER_ERRORS as e: sys.exit(f"wm-eval: {e}")
     m = res["model"]
     pixel = "psnr" in m
     key, unit = ("psnr", "dB") if pixel else ("mse", "(training-std units)")

@@ -6,11 +6,12 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/core.html.md"""
 
 # %% auto #0
 __all__ = ['SCALES', 'RUN_SUBDIRS', 'CKPT_FORMAT', 'ConfigError', 'preset', 'config_keys', 'apply_overrides', 'config_to_dict',
-           'config_from_dict', 'config_to_yaml', 'TrainConfig', 'atomic_path', 'atomic_write_text', 'slug',
-           'make_run_dir', 'find_runs', 'seed_everything', 'get_device', 'to_device', 'CheckpointError', 'rng_state',
-           'set_rng_state', 'unwrap', 'library_class_name', 'save_checkpoint', 'load_checkpoint', 'load_model',
-           'lr_factor', 'CSVLog', 'dist_info', 'init_distributed', 'LossModule', 'batch_stream', 'NonFiniteLossError',
-           'FitResult', 'validate', 'fit', 'save_summary']
+           'config_from_dict', 'config_to_yaml', 'TrainConfig', 'check_config', 'atomic_path', 'atomic_write_text',
+           'FolderBusyError', 'folder_lock', 'slug', 'make_run_dir', 'find_runs', 'seed_everything', 'get_device',
+           'to_device', 'CheckpointError', 'rng_state', 'set_rng_state', 'unwrap', 'library_class_name',
+           'save_checkpoint', 'load_checkpoint', 'load_model', 'lr_factor', 'CSVLog', 'dist_info', 'init_distributed',
+           'LossModule', 'batch_stream', 'choose_threads', 'machine_load', 'NonFiniteLossError', 'FitResult',
+           'validate', 'fit', 'save_summary', 'interactive_session', 'interactive_export']
 
 # %% ../nbs/00_core.ipynb #8d1bdd61
 import contextlib, csv, datetime as _dt, json, math, os, random, re, time
@@ -58,7 +59,7 @@ def apply_overrides(cfg, overrides: Iterable[str] | str | None = None):
         try: conf = OmegaConf.merge(conf, OmegaConf.from_dotlist([f"{key}={val}"]))
         except (oc_errors.ValidationError, oc_errors.GrammarParseError) as e:
             raise ConfigError(f"bad value for {key}: {val!r} is not a valid {keys[key]}") from None
-    return OmegaConf.to_object(conf)
+    return check_config(OmegaConf.to_object(conf))
 
 # %% ../nbs/00_core.ipynb #cf71b178
 def config_to_dict(cfg) -> dict:
@@ -93,6 +94,7 @@ class TrainConfig:
     monitor: str = "val_loss"  # validation metric that picks best.pt (lower is better)
     seed: int = 0  # seeds python, numpy and torch
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    threads: int = 0  # torch CPU threads; 0 = OMP_NUM_THREADS if set, else chosen from the free CPUs (see choose_threads)
     tensorboard: bool = False  # also log to TensorBoard (needs `pip install tensorboard`)
     wandb: bool = False  # also log to Weights & Biases (needs `pip install wandb` and a login)
     wandb_project: str = "worldmodels_nb"
@@ -103,6 +105,23 @@ class TrainConfig:
     def quick(cls): return cls(max_steps=2000, log_every=50, val_every=250, ckpt_every=250)
     @classmethod
     def full(cls): return cls(max_steps=100_000, log_every=100, val_every=2000, val_batches=32, ckpt_every=2000)
+
+# %% ../nbs/00_core.ipynb #6c3d7c59
+_AT_LEAST_1 = ("max_steps", "batch_size", "log_every", "val_every", "ckpt_every", "val_batches", "train_steps", "heldout_steps")
+_RULES = {**{k: (lambda v: v >= 1, "an integer >= 1") for k in _AT_LEAST_1},  # field name -> (valid?, what is valid)
+          "lr": (lambda v: v > 0, "a number > 0"), "grad_clip": (lambda v: v >= 0, "a number >= 0 (0 disables clipping)"),
+          "val_fraction": (lambda v: 0 < v < 1, "a fraction strictly between 0 and 1"),
+          "threads": (lambda v: v >= 0, "an integer >= 0 (0 = choose automatically)")}
+
+def check_config(cfg, prefix: str = ""):
+    "Raise a one-line ConfigError for a value no run can mean (`train.max_steps=-3`), in `cfg` and its nested configs; returns `cfg`."
+    for f in fields(cfg):
+        v, key = getattr(cfg, f.name), prefix + f.name
+        if is_dataclass(v): check_config(v, f"{key}."); continue
+        ok, what = _RULES.get(f.name, (None, ""))
+        if ok and isinstance(v, (int, float)) and not isinstance(v, bool) and not ok(v):
+            raise ConfigError(f"bad value {key}={v}: it must be {what}")
+    return cfg
 
 # %% ../nbs/00_core.ipynb #caed369e
 @contextlib.contextmanager
@@ -123,6 +142,31 @@ def atomic_write_text(path, text: str):
     with atomic_path(path) as tmp: Path(tmp).write_text(text)
     return Path(path)
 
+# %% ../nbs/00_core.ipynb #cf94649e
+class FolderBusyError(RuntimeError):
+    "Another process holds the folder's write lock."
+
+_HELD: dict = {}  # resolved folder -> how many times this process holds its lock
+
+@contextlib.contextmanager
+def folder_lock(folder, blocking: bool = False, what: str = "run folder"):
+    "Hold an exclusive lock on `folder/.lock` (holding our PID) while writing `folder`; busy and not `blocking`: FolderBusyError."
+    import fcntl
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True); key = folder.resolve()
+    if _HELD.get(key): _HELD[key] += 1  # this process holds it already
+    else:
+        fd = os.open(folder/".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"; os.close(fd)
+            raise FolderBusyError(f"{what} {folder} is being written by process {pid}; wait for it to finish or use another folder") from None
+        os.ftruncate(fd, 0); os.pwrite(fd, str(os.getpid()).encode(), 0); _HELD[key] = 1
+    try: yield folder
+    finally:
+        _HELD[key] -= 1
+        if not _HELD[key]:
+            del _HELD[key]; os.ftruncate(fd, 0); os.close(fd)  # closing releases the lock
+
 # %% ../nbs/00_core.ipynb #b78de57a
 RUN_SUBDIRS = ("checkpoints", "images", "videos", "plots")
 
@@ -135,7 +179,9 @@ def make_run_dir(stage: str, env: str = "", root="runs") -> Path:
     ts = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(root)/"_".join(slug(p) for p in (ts, stage, env) if p)
     path, i = base, 1
-    while path.exists(): path, i = base.with_name(f"{base.name}-{i}"), i + 1
+    while True:  # mkdir is atomic: two runs started in the same second get two folders
+        try: path.mkdir(parents=True); break
+        except FileExistsError: path, i = base.with_name(f"{base.name}-{i}"), i + 1
     for sub in RUN_SUBDIRS: (path/sub).mkdir(parents=True, exist_ok=True)
     return path
 
@@ -314,6 +360,22 @@ def batch_stream(data, start_step: int = 0):
         for b in data: n += 1; yield b
         if n == 0: raise ValueError("training data is empty: it yielded no batch")
 
+# %% ../nbs/00_core.ipynb #3239ee72
+def choose_threads(setting: int = 0, omp: str | None = None, cpus: int = 1, load: float = 0.0, resumed: int = 0) -> int:
+    "Torch threads for training: `setting` (train.threads), else `omp` (OMP_NUM_THREADS), else the run's own count, else free CPUs."
+    if setting > 0: return setting
+    if omp and omp.strip().isdigit() and int(omp) > 0: return int(omp)
+    if resumed > 0: return resumed
+    return max(1, min(cpus, cpus - round(load - 1)))  # `load` counts us as one running process
+
+_LOAD = []  # the 1-minute load average when this process first asked
+
+def machine_load() -> tuple[int, float]:
+    "(CPUs this process may use, the load average when this process first asked)."
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if not _LOAD: _LOAD.append(os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
+    return cpus, _LOAD[0]
+
 # %% ../nbs/00_core.ipynb #a24002fb
 class NonFiniteLossError(FloatingPointError):
     "Training produced a NaN or infinite loss."
@@ -373,34 +435,47 @@ def validate(model, val_data, num_batches: int, device) -> dict:
     return {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
 
 # %% ../nbs/00_core.ipynb #d09c79a6
+def _same_stage(last: Path, config):
+    "Refuse, before anything is written, a run folder whose `last.pt` was written with another config class (another stage)."
+    old = load_checkpoint(last).get("config_class") or ""
+    if old.startswith("__main__."): old = library_class_name(*old.split(".", 1))  # written from a notebook before that was mapped
+    new = library_class_name(type(config).__module__, type(config).__qualname__)  # as save_checkpoint names it
+    if old and old != new:
+        mod, _, name = old.rpartition(".")
+        stage = mod.rpartition(".")[2] if mod.startswith("worldmodels_nb.") and mod != "worldmodels_nb.core" else None
+        how = f"resume it with wm-train {stage}" if stage else "resume it with the code that wrote it"
+        raise CheckpointError(f"{last.parent.parent} holds a {name} run; {how}, or choose another folder")
+
 def _setup(model, cfg, run_dir, config, optimizer, resume):
-    "Device, DDP wrapper, optimiser, scheduler and (when resuming) the restored step / best value."
+    "Device, DDP wrapper, optimiser, scheduler and (when resuming) the restored step, best value and checkpoint extras."
+    last = Path(run_dir)/"checkpoints"/"last.pt"
+    if last.exists(): _same_stage(last, config if is_dataclass(config) else cfg)
     device = init_distributed(get_device(cfg.device))
     model.to(device)
     opt = optimizer or torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.max_steps, cfg.warmup_steps, cfg.schedule))
-    step, best, last = 0, math.inf, Path(run_dir)/"checkpoints"/"last.pt"
+    step, best, extra = 0, math.inf, {}
     if resume and last.exists():
         st = load_checkpoint(last, model, opt, sched, restore_rng=True)
-        step, best = st["step"], st["extra"].get("best", math.inf)
+        step, extra = st["step"], st["extra"]; best = extra.get("best", math.inf)
     net = LossModule(model)
     if dist_info()[1] > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    return device, net, opt, sched, step, best
+    return device, net, opt, sched, step, best, extra
 
 # %% ../nbs/00_core.ipynb #543dbe3d
-def fit(model: nn.Module, train_data, cfg: TrainConfig, run_dir, val_data=None, config=None,
-        val_fn: Callable | None = None, log_fn: Callable | None = None, optimizer=None,
-        resume: bool = True, progress: bool = True) -> FitResult:
-    "Train `model` (which has `loss(batch) -> dict` with a 'loss' key) on `train_data`; see the prose above."
-    t0, run_dir = time.time(), Path(run_dir)
+def _fit(model, train_data, cfg: TrainConfig, run_dir: Path, val_data, config, val_fn, log_fn, optimizer, resume, progress) -> FitResult:
+    "`fit`'s body, run while it holds the run folder's lock."
+    t0 = time.time()
     rank, world = dist_info(); main = rank == 0
+    device, net, opt, sched, step, best, extra = _setup(model, cfg, run_dir, config, optimizer, resume)  # refuses another stage's folder first
+    threads = choose_threads(cfg.threads, os.environ.get("OMP_NUM_THREADS"), *machine_load(), resumed=extra.get("threads", 0))
+    torch.set_num_threads(threads)
     if main:
         for sub in RUN_SUBDIRS: (run_dir/sub).mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir/"resolved_config.yaml", config_to_yaml(config if is_dataclass(config) else cfg))
-    device, net, opt, sched, step, best = _setup(model, cfg, run_dir, config, optimizer, resume)
     logs = _Loggers(run_dir, cfg, config, step, main)
-    ckpt = lambda name, **kw: save_checkpoint(run_dir/"checkpoints"/name, model, opt, sched, step, config or cfg, best=best, **kw)
+    ckpt = lambda name, **kw: save_checkpoint(run_dir/"checkpoints"/name, model, opt, sched, step, config or cfg, best=best, threads=threads, **kw)
     sums, n, t_log, train_row, val_row = {}, 0, time.time(), {}, {}
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not (progress and main), desc=run_dir.name, dynamic_ncols=True)
     stream = batch_stream(train_data, step)
@@ -426,7 +501,7 @@ def fit(model: nn.Module, train_data, cfg: TrainConfig, run_dir, val_data=None, 
             if step % cfg.log_every == 0 or done:
                 dt = time.time() - t_log
                 train_row = {"step": step, **{k: _item(v) / n for k, v in sums.items()}, "lr": sched.get_last_lr()[0],
-                             "steps_per_s": n / max(dt, 1e-9), "samples_per_s": n * cfg.batch_size * world / max(dt, 1e-9)}
+                             "steps_per_s": n / max(dt, 1e-9), "samples_per_s": n * cfg.batch_size * world / max(dt, 1e-9), "threads": threads}
                 logs.log("train", train_row); bar.set_postfix(loss=f"{train_row['loss']:.4g}")
                 if log_fn and main: log_fn(model, step, run_dir)
                 sums, n, t_log = {}, 0, time.time()
@@ -435,6 +510,9 @@ def fit(model: nn.Module, train_data, cfg: TrainConfig, run_dir, val_data=None, 
                     val_row = {"step": step, **validate(model, val_data, cfg.val_batches, device)}
                     if val_fn: val_row.update(val_fn(model, step, run_dir) or {})
                     logs.log("val", val_row)
+                    if cfg.monitor not in val_row:
+                        raise ConfigError(f"train.monitor={cfg.monitor!r} is not among the validation metrics; choose one of: "
+                                          + ", ".join(k for k in val_row if k != "step"))
                     if val_row.get(cfg.monitor, math.inf) < best: best = val_row[cfg.monitor]; ckpt("best.pt")
                 if world > 1: dist.barrier()
             if step % cfg.ckpt_every == 0 or done:
@@ -446,9 +524,32 @@ def fit(model: nn.Module, train_data, cfg: TrainConfig, run_dir, val_data=None, 
         bar.close(); logs.close()
     return FitResult(run_dir, step, train_row, val_row, best, time.time() - t0)
 
+
+def fit(model: nn.Module, train_data, cfg: TrainConfig, run_dir, val_data=None, config=None,
+        val_fn: Callable | None = None, log_fn: Callable | None = None, optimizer=None,
+        resume: bool = True, progress: bool = True) -> FitResult:
+    "Train `model` (which has `loss(batch) -> dict` with a 'loss' key) on `train_data`; see the prose above."
+    check_config(cfg)
+    with folder_lock(run_dir) if dist_info()[0] == 0 else contextlib.nullcontext():  # one writer per run folder
+        return _fit(model, train_data, cfg, Path(run_dir), val_data, config, val_fn, log_fn, optimizer, resume, progress)
+
 # %% ../nbs/00_core.ipynb #e8ae4524
 def save_summary(out_dir, stage: str, figures: dict, notes: str = "") -> Path:
     "Write a stage's headline figures to `out_dir/summary_<stage>.json` for the course report."
     figures = {k: (round(float(v), 6) if isinstance(v, (float, np.floating, torch.Tensor)) else v) for k, v in figures.items()}
     return atomic_write_text(Path(out_dir)/f"summary_{slug(stage)}.json",
                              json.dumps(dict(stage=stage, figures=figures, notes=notes), indent=1))
+
+# %% ../nbs/00_core.ipynb #c1d08006
+def interactive_session() -> bool:
+    "True when a person runs this notebook in a Jupyter UI; False under papermill, nbconvert, nbdev-test, wm-course and scripts."
+    if os.environ.get("IN_TEST") or os.environ.get("WM_NO_EXPORT"): return False
+    try: from IPython import get_ipython
+    except ImportError: return False
+    return bool(getattr(getattr(get_ipython(), "kernel", None), "_allow_stdin", False))  # ipykernel sets it from each execute request
+
+def interactive_export() -> bool:
+    "Export the library from the notebooks (`nbdev_export`) when a person runs this cell; returns whether it did."
+    if not interactive_session(): return False
+    from nbdev.doclinks import nbdev_export as export_library  # (a cell containing that name followed by '(' is skipped by nbdev-test)
+    export_library(); return True

@@ -59,7 +59,7 @@ class MDNRNNConfig:
     @classmethod
     def smoke(cls):
         return cls(MDNRNNModelConfig(hidden=32), TrainConfig(max_steps=8, batch_size=8, lr=1e-3, log_every=4, val_every=4, val_batches=1,
-                                                             ckpt_every=4), seq_len=16)
+                                                             ckpt_every=4, monitor="val_nll"), seq_len=16)
     @classmethod
     def quick(cls):
         return cls(MDNRNNModelConfig(), TrainConfig(max_steps=3000, batch_size=64, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,

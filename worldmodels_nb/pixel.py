@@ -55,18 +55,18 @@ class PixelConfig:
     @classmethod
     def smoke(cls):
         return cls(DataConfig(3_000, 1_500, "0:20", "100000:100020"), PixelModelConfig(width=8, act_embed=8),
-                   TrainConfig(max_steps=6, batch_size=8, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3), horizon=8,
+                   TrainConfig(max_steps=6, batch_size=8, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3, monitor="val_mse_h1"), horizon=8,
                    finetune_steps=3)
     @classmethod
     def quick(cls):
         return cls(DataConfig(), PixelModelConfig(width=32),
                    TrainConfig(max_steps=3000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
-                               val_batches=4, ckpt_every=500))
+                               val_batches=4, ckpt_every=500, monitor="val_mse_h1"))
     @classmethod
     def full(cls):
         return cls(DataConfig(1_000_000, 50_000), PixelModelConfig(width=64, act_embed=32),
                    TrainConfig(max_steps=100_000, batch_size=64, lr=5e-4, warmup_steps=1000, val_every=5000,
-                               val_batches=16, ckpt_every=5000))
+                               val_batches=16, ckpt_every=5000, monitor="val_mse_h1"))
 
 # %% ../nbs/04_pixel.ipynb #0bd3b968
 class FiLM(nn.Module):

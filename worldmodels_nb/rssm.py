@@ -8,7 +8,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/rssm.html.md"""
 __all__ = ['RSSMModelConfig', 'RSSMConfig', 'resolve_model_config', 'gaussian_stats', 'categorical_stats', 'sample_latent',
            'kl_divergence', 'kl_loss', 'mlp', 'stack_states', 'RSSM', 'conv_encoder', 'conv_decoder', 'windows',
            'MLPVAE', 'RSSMWorldModel', 'LinearDynamics', 'posterior_mse', 'dream_mse', 'plot_open_loop',
-           'plot_dim_errors', 'plot_sequence', 'train_rssm']
+           'plot_dim_errors', 'plot_sequence', 'open_loop_val', 'train_rssm']
 
 # %% ../nbs/08_rssm.ipynb #e90e95e0
 import math
@@ -76,13 +76,15 @@ class RSSMConfig:
     def build_model(self): return RSSMWorldModel(self.model)  # normalisation stats come back with the checkpoint's buffers
     @classmethod
     def smoke(cls): return cls(DataConfig(4000, 2000, policy="random"), 16, 4, 8, RSSMModelConfig(stoch=8, deter=32, hidden=32, embed=32, groups=4, classes=4, kl_warmup=10),
-                               TrainConfig(max_steps=20, batch_size=8, lr=1e-3, log_every=5, val_every=10, val_batches=2, ckpt_every=10))
+                               TrainConfig(max_steps=20, batch_size=8, lr=1e-3, log_every=5, val_every=10, val_batches=2, ckpt_every=10, monitor="val_open_loop_mse"))
     @classmethod
     def quick(cls): return cls(DataConfig(300_000, 30_000, policy="random"), 50, 10, 50, RSSMModelConfig(stoch=32, deter=128, hidden=128, embed=128, kl_warmup=500),
-                               TrainConfig(max_steps=4000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500, val_batches=4, ckpt_every=500))
+                               TrainConfig(max_steps=4000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500, val_batches=4, ckpt_every=500,
+                                           monitor="val_open_loop_mse"))
     @classmethod
     def full(cls): return cls(DataConfig(1_000_000, 50_000, policy="random"), 45, 10, 50, RSSMModelConfig.factr(),
-                              TrainConfig(max_steps=100_000, batch_size=128, lr=3e-4, log_every=100, val_every=2000, val_batches=16, ckpt_every=2000))
+                              TrainConfig(max_steps=100_000, batch_size=128, lr=3e-4, log_every=100, val_every=2000, val_batches=16, ckpt_every=2000,
+                                          monitor="val_open_loop_mse"))
 
 # %% ../nbs/08_rssm.ipynb #74a3c5fb
 def resolve_model_config(c: RSSMModelConfig, ds) -> RSSMModelConfig:
@@ -419,6 +421,19 @@ def plot_sequence(model, clip: dict, dims=(0, 3, 5), context: int = 10, row: int
     return fig
 
 # %% ../nbs/08_rssm.ipynb #08a60442
+def open_loop_val(cfg: RSSMConfig, val_ds, max_clips: int = 128, batch_size: int = 64):
+    "A `val_fn` for `fit`: `val_open_loop_mse`, the open-loop MSE on validation clips averaged over horizons 1..H (states: in stds)."
+    from worldmodels_nb.metrics import evaluate_rollouts
+    L = int(val_ds.episode_lengths.max())
+    H = min(cfg.horizon, L - cfg.context)  # episodes shorter than context + horizon: a shorter horizon
+    if H < 1: raise ConfigError(f"validation episodes of at most {L} steps leave no open-loop step after context={cfg.context}; lower context")
+    clips = list(val_ds.clips(cfg.context + H, max_clips=max_clips, batch_size=batch_size))
+    def val_fn(model, step, run_dir):
+        std = None if model.c.pixels else model.obs_std
+        r = evaluate_rollouts(model, clips, cfg.context, H, device=next(model.parameters()).device, std=std)
+        return {"val_open_loop_mse": sum(r["mse"]) / H}
+    return val_fn
+
 def train_rssm(cfg: RSSMConfig, train_ds, val_ds=None, out_dir="runs", run_dir=None, progress: bool = True, name: str = "rssm"):
     "Train an RSSM world model with `core.fit` on EpisodeDataset views (sizes and normalisation from `train_ds`); returns (model, FitResult)."
     seed_everything(cfg.train.seed)
@@ -427,8 +442,9 @@ def train_rssm(cfg: RSSMConfig, train_ds, val_ds=None, out_dir="runs", run_dir=N
     run_dir = Path(run_dir) if run_dir else make_run_dir(name, cfg.env, out_dir)
     B = cfg.train.batch_size
     val = list(val_ds.clips(cfg.seq_len, max_clips=cfg.train.val_batches * B, batch_size=B)) if val_ds is not None else []
+    val_fn = open_loop_val(cfg, val_ds, cfg.train.val_batches * B, B) if val else None
     res = fit(model, train_ds.sampler(B, cfg.seq_len, seed=cfg.train.seed), cfg.train, run_dir, val_data=val or None, config=cfg,
-              progress=progress)
+              val_fn=val_fn, progress=progress)
     return model, res
 
 # %% ../nbs/08_rssm.ipynb #5bcd8de6

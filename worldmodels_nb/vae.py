@@ -55,17 +55,17 @@ class VAEConfig:
     @classmethod
     def smoke(cls):
         return cls(DataConfig(3_000, 1_500, "0:20", "100000:100020"), VAEModelConfig(width=8),
-                   TrainConfig(max_steps=6, batch_size=8, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3))
+                   TrainConfig(max_steps=6, batch_size=8, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3, monitor="val_recon_mse"))
     @classmethod
     def quick(cls):
         return cls(DataConfig(), VAEModelConfig(),
                    TrainConfig(max_steps=2000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
-                               val_batches=4, ckpt_every=500))
+                               val_batches=4, ckpt_every=500, monitor="val_recon_mse"))
     @classmethod
     def full(cls):  # the paper: batch 100, Adam 1e-4, no clipping
         return cls(DataConfig(1_000_000, 50_000), VAEModelConfig(),
                    TrainConfig(max_steps=100_000, batch_size=100, lr=1e-4, schedule="constant", grad_clip=0.0, log_every=100,
-                               val_every=5000, val_batches=16, ckpt_every=5000))
+                               val_every=5000, val_batches=16, ckpt_every=5000, monitor="val_recon_mse"))
 
     @classmethod
     def for_env(cls, scale: str, env: str = "procgen:coinrun"):
