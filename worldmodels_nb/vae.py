@@ -7,12 +7,10 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/vae.html.md"""
 # %% auto #0
 __all__ = ['VAEModelConfig', 'VAEConfig', 'encoder_trunk', 'decoder_net', 'reparameterize', 'kl_diag_gaussian', 'free_bits',
            'beta_at', 'ConvVAE', 'variance_regularizer', 'ConvAutoencoder', 'resolve_vae_config', 'vae_datasets',
-           'recon_metrics', 'image_grid', 'val_frames', 'train_vae', 'fingerprint', 'encode_frames', 'folder_lock',
-           'encode_dataset']
+           'recon_metrics', 'image_grid', 'val_frames', 'train_vae', 'fingerprint', 'encode_frames', 'encode_dataset']
 
 # %% ../nbs/05_vae.ipynb #f50c7aa8
 import hashlib, time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import TrainConfig, ConfigError, apply_overrides, preset, fit, make_run_dir, seed_everything, load_model
+from .core import TrainConfig, ConfigError, apply_overrides, folder_lock, preset, fit, make_run_dir, seed_everything, load_model
 from .data import DataConfig, data_config, env_datasets
 from .metrics import to_unit
 
@@ -274,16 +272,6 @@ def encode_frames(model, frames, batch_size: int = 256, device=None) -> np.ndarr
     return np.concatenate(out) if out else np.zeros((0, 2 * model.cfg.z_dim), np.float32)
 
 # %% ../nbs/05_vae.ipynb #27d88372
-@contextmanager
-def folder_lock(folder):
-    "Hold an exclusive lock on `folder/.lock` (created if needed): concurrent writers of one folder take turns."
-    import fcntl
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    with open(Path(folder)/".lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
-
 def encode_dataset(model, ds, out, batch_size: int = 256, shard_size: int = 50_000, checkpoint=None, progress: bool = False):
     "Encode every episode of EpisodeDataset `ds` with a ConvVAE (or a checkpoint path) into latent dataset `out`; returns it."
     from tqdm.auto import tqdm
@@ -297,7 +285,7 @@ def encode_dataset(model, ds, out, batch_size: int = 256, shard_size: int = 50_0
     old = read_manifest(out) if (out/"manifest.json").exists() else None
     if old is not None and (old.get("latent") or {}).get("source") != latent["source"]:
         raise DatasetError(f"{out} holds another dataset ({old.get('env_id')}, source {(old.get('latent') or {}).get('source')}); use another out")
-    with folder_lock(out):  # two processes encoding into one folder take turns; the second finds the work done
+    with folder_lock(out, blocking=True, what="latent dataset folder"):  # two encoders of one folder take turns; the second finds the work done
         old = read_manifest(out)
         if old is not None and old.get("complete") and same(old.get("latent") or {}, latent):
             if latent["checkpoint"] and old["latent"].get("checkpoint") != latent["checkpoint"]:  # same weights, record where they now are
