@@ -26,10 +26,11 @@ course: install
 
 ## make test: notebooks and library in sync, notebooks clean, pytest. Every notebook runs once at smoke scale: the stage
 ## notebooks (NN < 90) under papermill inside pytest (tests/test_course.py, as `make course` runs them), the tooling
-## notebooks (90_course, 91_cli, 92_bench, index) with nbdev-test here.
+## notebooks (90_course, 91_cli, 92_bench, index) with nbdev-test here. pytest runs on 2 processes (pytest-xdist): the
+## course's smoke run takes one while the other runs the rest.
 test: install check-sync
 	$(BIN)/nbdev-test --n-workers 2 --timing --skip-file-re '^[0-8][0-9]_'
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 check-sync: install
 	PATH=$(BIN):$$PATH $(BIN)/python tools/check_sync.py
