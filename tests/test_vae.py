@@ -191,7 +191,7 @@ def test_resolve_vae_config(tmp_path):
     ds = tiny_dataset(tmp_path/"frames")
     cfg = VAEConfig.smoke(); cfg.model.obs_shape = [1, 64, 64]
     assert resolve_vae_config(cfg, ds) is cfg and cfg.model.obs_shape == [3, 64, 64]
-    class Small: obs_shape, path = (32, 32, 3), "small"
+    class Small: obs_shape, model_obs_shape, path = (32, 32, 3), [3, 32, 32], "small"
     with pytest.raises(ConfigError, match="takes 64x64 frames, got 32x32; collect with size=64"): resolve_vae_config(VAEConfig.smoke(), Small())
     class States: obs_shape, path = (17,), "cheetah"
     with pytest.raises(ConfigError, match="needs pixel frames; cheetah holds 17-dim states"): resolve_vae_config(VAEConfig.smoke(), States())

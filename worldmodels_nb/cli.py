@@ -6,7 +6,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/cli.html.md"""
 
 # %% auto #0
 __all__ = ['FAMILIES', 'train_parser', 'family_config', 'family_data', 'train_pixel_cli', 'train_vae_cli', 'train_mdnrnn_cli',
-           'train_rssm_cli', 'train_main', 'obs_shape_of', 'check_compatible', 'evaluate_checkpoint', 'eval_main']
+           'train_rssm_cli', 'train_main', 'check_compatible', 'evaluate_checkpoint', 'eval_main']
 
 # %% ../nbs/91_cli.ipynb #44da9333
 import argparse, math, sys
@@ -137,14 +137,9 @@ def train_main(argv=None):
     return 0
 
 # %% ../nbs/91_cli.ipynb #56c13911
-def obs_shape_of(ds) -> list:
-    "A dataset's observation shape as models store it: [C, H, W] for frames (stored (H, W, C)), [D] for states."
-    o = list(ds.obs_shape)
-    return [o[2], o[0], o[1]] if len(o) == 3 else o
-
 def check_compatible(m, ds, what: str = "the model"):
     "Raise a one-line ValueError if dataset `ds` does not fit model config `m` (observation shape, action space)."
-    want, got = getattr(m, "obs_shape", None), obs_shape_of(ds)
+    want, got = getattr(m, "obs_shape", None), ds.model_obs_shape
     if want is not None and list(want) != got:
         raise ValueError(f"{ds.path} holds observations of shape {got} but {what} was trained on {list(want)}; "
                          "evaluate on data of the model's environment, or train a model on this data")

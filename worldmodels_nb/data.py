@@ -8,10 +8,10 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/data.html.md"""
 __all__ = ['FORMAT', 'FIELDS', 'LAYOUT_KEYS', 'HELDOUT_START', 'ENV_DATA', 'SMOKE_LEVELS', 'positive_int', 'nonneg_int',
            'positive_float', 'USER_ERRORS', 'DatasetError', 'shard_file', 'space_info', 'read_manifest',
            'write_manifest', 'add_shard', 'write_shard', 'shard_seed', 'run_vec_env', 'collect', 'heldout_kwargs',
-           'ensure_dataset', 'valid_starts', 'EpisodeDataset', 'DataConfig', 'data_config', 'dataset_dirs',
-           'env_datasets', 'RestrictedUnpickler', 'safe_load_pickle', 'parse_norm_stats', 'read_rollout_config',
-           'import_factr_buffer', 'inspect_dataset', 'contact_sheet', 'CLIParser', 'json_arg', 'existing_file',
-           'collect_main', 'inspect_main']
+           'ensure_dataset', 'valid_starts', 'EpisodeDataset', 'set_action_space', 'DataConfig', 'data_config',
+           'dataset_dirs', 'env_datasets', 'RestrictedUnpickler', 'safe_load_pickle', 'parse_norm_stats',
+           'read_rollout_config', 'import_factr_buffer', 'inspect_dataset', 'contact_sheet', 'CLIParser', 'json_arg',
+           'existing_file', 'collect_main', 'inspect_main']
 
 # %% ../nbs/02_data.ipynb #4dab53b9
 import argparse, contextlib, hashlib, json, math, pickle, sys, time, warnings
@@ -173,6 +173,7 @@ def _first_broken(out: Path, m: dict) -> int | None:
         except DatasetError: return i
     return None
 
+# %% ../nbs/02_data.ipynb #a8ed77a2
 def collect(env_id: str, steps: int, out, policy="random", levels: str | None = None, seed: int = 0,
             shard_size: int = 50_000, max_episode_steps: int | None = None, num_envs: int | None = None,
             policy_kwargs: dict | None = None, env_fn: Callable | None = None, progress: bool = True, **env_kwargs) -> Path:
@@ -189,6 +190,7 @@ def collect(env_id: str, steps: int, out, policy="random", levels: str | None = 
     with folder_lock(out, what="dataset folder"):  # a second writer of `out` is refused, naming this process
         return _collect_into(out, settings, steps, policy, env_fn, progress, env_kwargs)
 
+# %% ../nbs/02_data.ipynb #381ded5e
 def _collect_into(out: Path, settings: dict, steps: int, policy, env_fn, progress: bool, env_kwargs: dict) -> Path:
     "The body of `collect`, run while holding the folder's lock."
     from worldmodels_nb.envs import make_vec_env, make_policy
@@ -293,6 +295,8 @@ class EpisodeDataset:
     @property
     def is_pixel(self) -> bool: return len(self.obs_shape) == 3
     @property
+    def model_obs_shape(self) -> list: return [self.obs_shape[2], *self.obs_shape[:2]] if self.is_pixel else list(self.obs_shape)  # [C, H, W] | [D]
+    @property
     def action_space(self) -> dict: return self.manifest["action_space"]
     @property
     def norm_stats(self) -> dict | None: return self.manifest.get("norm_stats")
@@ -300,6 +304,17 @@ class EpisodeDataset:
     def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != "_arrays"}  # pickles small: no frames
     def __setstate__(self, st): self.__dict__.update(st); self._arrays = _open_shards(self.path, self.manifest)
     def __repr__(self): return f"EpisodeDataset({str(self.path)!r}: {self.num_episodes} episodes, {self.num_steps} steps, obs {self.obs_shape})"
+
+# %% ../nbs/02_data.ipynb #4e8cbb35
+def set_action_space(m, ds):
+    "Set model config `m`'s num_actions / action_dim (and action_low / action_high where it has them) from dataset `ds`; returns `m`."
+    a = ds.action_space
+    if a["kind"] == "discrete": m.num_actions, m.action_dim = int(a["n"]), 0
+    else:
+        m.num_actions, m.action_dim = 0, int(np.prod(a["shape"]))
+        if hasattr(m, "action_low") and a.get("low") is not None and a.get("high") is not None:
+            m.action_low, m.action_high = [float(v) for v in np.ravel(a["low"])], [float(v) for v in np.ravel(a["high"])]
+    return m
 
 # %% ../nbs/02_data.ipynb #172b58c6
 @patch
@@ -347,6 +362,7 @@ def sampler(self: EpisodeDataset, batch_size: int, T: int, seed: int = 0) -> Cal
     self._valid(T)  # fail now, not inside the training loop
     return lambda step: self.sample(batch_size, T, np.random.default_rng([seed, step]))
 
+# %% ../nbs/02_data.ipynb #f230c8d6
 @patch
 def clips(self: EpisodeDataset, T: int, stride: int | None = None, max_clips: int | None = None, batch_size: int = 64) -> Iterator[dict]:
     "Deterministic clip batches in episode order (non-overlapping unless `stride` < `T`)."
@@ -517,6 +533,7 @@ def import_factr_buffer(buf_path, out, rollout_config=None, normalize: bool = Fa
         if m0 is not None: _drop_shards(out, m0, 0)
         return _write_factr(out, settings, eps, o0, buf_path, rc, normalize, shard_size)
 
+# %% ../nbs/02_data.ipynb #c41c284a
 def _write_factr(out: Path, settings: dict, eps: list, o0: dict, buf_path: Path, rc, normalize: bool, shard_size: int) -> Path:
     "Write imported FACTR episodes as shards of dataset `out` (its lock held)."
     obs_dim, act_dim = eps[0]["frames"].shape[1], eps[0]["actions"].shape[1]

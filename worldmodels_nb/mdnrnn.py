@@ -22,7 +22,7 @@ from fastcore.basics import patch
 from torch import nn
 
 from .core import TrainConfig, ConfigError, apply_overrides, preset, fit, make_run_dir, seed_everything, load_model
-from .data import DataConfig
+from .data import DataConfig, set_action_space
 from .metrics import roc_auc, to_unit
 from .vae import reparameterize
 
@@ -107,13 +107,8 @@ def resolve_model_config(cfg: MDNRNNConfig, lat) -> MDNRNNConfig:
     "Fill code size and action space in from a latent dataset."
     info = lat.manifest.get("latent")
     if not info: raise ConfigError(f"{lat.path} is not a latent dataset (no 'latent' entry in its manifest); encode one with wm-train vae --encode")
-    a = lat.action_space
     cfg.model.z_dim = int(info["z_dim"])
-    if a["kind"] == "discrete": cfg.model.num_actions, cfg.model.action_dim = int(a["n"]), 0
-    else:
-        cfg.model.num_actions, cfg.model.action_dim = 0, int(np.prod(a["shape"]))
-        if a.get("low") is not None and a.get("high") is not None:
-            cfg.model.action_low, cfg.model.action_high = [float(v) for v in np.ravel(a["low"])], [float(v) for v in np.ravel(a["high"])]
+    set_action_space(cfg.model, lat)
     cfg.env = lat.manifest.get("env_id", cfg.env)
     if info.get("checkpoint"): cfg.vae_checkpoint = cfg.vae_checkpoint or info["checkpoint"]
     return cfg

@@ -181,6 +181,7 @@ def _eval_mode(model):
     if not isinstance(model, nn.Module): return None
     flag = model.training; model.eval(); return flag
 
+# %% ../nbs/03_metrics.ipynb #9944f9dc
 @torch.no_grad()
 def evaluate_rollouts(model, clips: Iterable[dict], context: int = 4, horizon: int = 32, device="cpu",
                       max_clips: int | None = None, std=None, per_dim: bool = False) -> dict:

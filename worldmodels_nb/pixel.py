@@ -20,7 +20,7 @@ from torch import nn
 
 from .core import (TrainConfig, ConfigError, apply_overrides, preset, fit, make_run_dir, seed_everything,
                                  save_summary)
-from .data import DataConfig, env_datasets
+from .data import DataConfig, env_datasets, set_action_space
 from .metrics import to_unit
 
 # %% ../nbs/04_pixel.ipynb #f069613d
@@ -201,10 +201,8 @@ def imagine(self: PixelWorldModel, state, actions):
 # %% ../nbs/04_pixel.ipynb #234abd06
 def resolve_model_config(cfg: PixelConfig, ds) -> PixelConfig:
     "Fill the model's obs_shape and action size in from a dataset (channels-first)."
-    H, W, C = ds.obs_shape
-    a = ds.action_space
-    cfg.model.obs_shape = [C, H, W]
-    cfg.model.num_actions, cfg.model.action_dim = (a["n"], 0) if a["kind"] == "discrete" else (0, int(np.prod(a["shape"])))
+    cfg.model.obs_shape = ds.model_obs_shape
+    set_action_space(cfg.model, ds)
     return cfg
 
 # %% ../nbs/04_pixel.ipynb #67f299d7

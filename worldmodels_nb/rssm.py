@@ -23,7 +23,7 @@ from torch import nn
 from fastcore.basics import patch
 
 from .core import ConfigError, TrainConfig, fit, make_run_dir, seed_everything
-from .data import DataConfig
+from .data import DataConfig, set_action_space
 from .dream import action_space
 from .metrics import CopyLastFrame, to_unit
 from .vae import kl_diag_gaussian, reparameterize
@@ -63,6 +63,7 @@ class RSSMModelConfig:
     @property
     def act_size(self) -> int: return self.num_actions or self.action_dim  # width of the action input (one-hot or continuous)
 
+# %% ../nbs/08_rssm.ipynb #1c623a9c
 @dataclass
 class RSSMConfig:
     "The RSSM stage: data, clip lengths, model and training."
@@ -89,14 +90,8 @@ class RSSMConfig:
 # %% ../nbs/08_rssm.ipynb #74a3c5fb
 def resolve_model_config(c: RSSMModelConfig, ds) -> RSSMModelConfig:
     "Fill observation shape and action space in from a dataset: [D] states or [C, H, W] frames, discrete or continuous actions."
-    o, a = ds.obs_shape, ds.action_space
-    c.obs_shape = [o[2], o[0], o[1]] if len(o) == 3 else [int(o[0])]  # stored (H, W, C) -> (C, H, W)
-    if a["kind"] == "discrete": c.num_actions, c.action_dim = int(a["n"]), 0
-    else:
-        c.num_actions, c.action_dim = 0, int(math.prod(a["shape"]))
-        if a.get("low") is not None and a.get("high") is not None:
-            c.action_low, c.action_high = [float(v) for v in torch.tensor(a["low"]).flatten()], [float(v) for v in torch.tensor(a["high"]).flatten()]
-    return c
+    c.obs_shape = ds.model_obs_shape
+    return set_action_space(c, ds)
 
 # %% ../nbs/08_rssm.ipynb #0e2b744d
 def gaussian_stats(x, min_std: float = 0.1) -> dict:

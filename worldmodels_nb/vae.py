@@ -191,8 +191,7 @@ class ConvAutoencoder(nn.Module):
 def resolve_vae_config(cfg: VAEConfig, ds) -> VAEConfig:
     "Set cfg.model.obs_shape (C, H, W) from dataset `ds` and check that the ConvVAE can take its frames."
     if len(ds.obs_shape) != 3: raise ConfigError(f"the ConvVAE needs pixel frames; {ds.path} holds {ds.obs_shape[0]}-dim states")
-    H, W, C = ds.obs_shape
-    cfg.model.obs_shape = [C, H, W]
+    cfg.model.obs_shape = ds.model_obs_shape
     _check_obs(cfg.model)
     return cfg
 
