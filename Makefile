@@ -7,7 +7,6 @@ PYTHON ?= python3
 export PIP_CACHE_DIR := $(CURDIR)/.pip-cache
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
-export MPLBACKEND := Agg
 # another active virtualenv must not leak into ours (IPython adds $VIRTUAL_ENV to sys.path)
 unexport VIRTUAL_ENV
 

@@ -6,9 +6,14 @@ from nbformat.v4 import new_notebook, new_code_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 
-def wm_course(*args, cwd=ROOT):
+def wm_course(*args, cwd=ROOT, env=None):
     return subprocess.run([sys.executable, "-c", "from worldmodels_nb.course import main; main()", *args],
-                          capture_output=True, text=True, cwd=cwd)
+                          capture_output=True, text=True, cwd=cwd, env=env)
+
+def png_outputs(nb_path) -> int:
+    "How many figures (image/png outputs) an executed notebook holds."
+    nb = nbformat.read(str(nb_path), as_version=4)
+    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 def make_nb(path, body):
     nb = new_notebook(cells=[new_code_cell('scale = "smoke"\nout_dir = "."', metadata={"tags": ["parameters"]}),
@@ -39,7 +44,8 @@ def test_bad_arguments_fail_with_one_line(tmp_path):
     assert res.returncode != 0 and "invalid choice: 'huge'" in res.stderr
 
 def test_course_smoke_on_the_real_notebooks(tmp_path):
-    res = wm_course("--scale", "smoke", "--out", str(tmp_path))
+    "Every stage runs at smoke; the executed notebooks keep their figures even when the caller's MPLBACKEND is Agg."
+    res = wm_course("--scale", "smoke", "--out", str(tmp_path), env={**os.environ, "MPLBACKEND": "Agg"})
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     course = next(tmp_path.glob("course_*"))
     report = (course/"REPORT.md").read_text()
@@ -47,6 +53,10 @@ def test_course_smoke_on_the_real_notebooks(tmp_path):
     for s in stages: assert f"| {s} | ok |" in report
     core = json.loads((course/"00_core"/"summary_core.json").read_text())
     assert core["figures"]["training steps"] > 0
+    for s in stages:  # every plt.show() lands in the executed notebook as a PNG
+        src = nbformat.read(str(ROOT/"nbs"/f"{s}.ipynb"), as_version=4)
+        shows = sum(c.source.count("plt.show()") for c in src.cells if c.cell_type == "code")
+        assert png_outputs(course/f"{s}.ipynb") >= min(shows, 1), f"{s}: {shows} plt.show() calls but no figure stored"
 
 def test_course_run_never_exports_into_the_library(tmp_path):
     "A stage's final export cell, executed by wm-course, leaves the library alone; the kernels get WM_NO_EXPORT and OMP_NUM_THREADS."
@@ -59,15 +69,18 @@ def test_course_run_never_exports_into_the_library(tmp_path):
                              new_code_cell('scale = "smoke"\nout_dir = "."', metadata={"tags": ["parameters"]}),
                              new_code_cell("#| export\ndef answer(): return 42"),
                              new_code_cell('import os, json\nfrom worldmodels_nb.core import save_summary\n'
-                                           'save_summary(out_dir, "tiny", {k: os.environ.get(k, "unset") for k in ("WM_NO_EXPORT", "OMP_NUM_THREADS")})'),
+                                           'save_summary(out_dir, "tiny", {k: os.environ.get(k, "unset") for k in ("WM_NO_EXPORT", "OMP_NUM_THREADS", "MPLBACKEND")})'),
                              new_code_cell(_final_cell())])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
     nbformat.write(nb, str(proj/"nbs"/"00_tiny.ipynb"))
-    res = wm_course("--scale", "smoke", "--nbs", str(proj/"nbs"), "--out", str(tmp_path/"out"), cwd=tmp_path)
+    res = wm_course("--scale", "smoke", "--nbs", str(proj/"nbs"), "--out", str(tmp_path/"out"), cwd=tmp_path,
+                    env={**os.environ, "MPLBACKEND": "Agg"})
     assert res.returncode == 0, res.stdout + res.stderr
     assert lib() == before, "the course run wrote into the library"
     figs = json.loads(next((tmp_path/"out").glob("course_*/00_tiny/summary_tiny.json")).read_text())["figures"]
     assert figs["WM_NO_EXPORT"] == "1" and int(figs["OMP_NUM_THREADS"]) >= 1
+    assert figs["MPLBACKEND"] in ("unset", "module://matplotlib_inline.backend_inline"), \
+        f"the kernel's backend is {figs['MPLBACKEND']}: a kernel with MPLBACKEND=Agg drops every inline figure"
     env = {k: v for k, v in os.environ.items() if k not in ("WM_NO_EXPORT", "IN_TEST")}  # papermill by hand: no hint in the environment
     res = subprocess.run([sys.executable, "-m", "papermill", str(proj/"nbs"/"00_tiny.ipynb"), str(tmp_path/"by_hand.ipynb"),
                           "-p", "out_dir", str(tmp_path), "--cwd", str(proj/"nbs")], capture_output=True, text=True, cwd=tmp_path, env=env)

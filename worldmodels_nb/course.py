@@ -63,17 +63,19 @@ def run_stage(nb: Path, scale: str, out_root: Path, kernel: str = "python3", tim
 
 # %% ../nbs/90_course.ipynb #90a7c551
 def kernel_env(environ=None) -> dict:
-    "What `run_course` adds to its kernels' environment: WM_NO_EXPORT, and OMP_NUM_THREADS unless already set."
+    "What `run_course` changes in its kernels' environment (None: removed): WM_NO_EXPORT, MPLBACKEND, OMP_NUM_THREADS."
     environ = os.environ if environ is None else environ
-    add = {"WM_NO_EXPORT": "1"}
+    add = {"WM_NO_EXPORT": "1", "MPLBACKEND": None}  # no MPLBACKEND: the kernel's inline backend keeps the figures
     if not environ.get("OMP_NUM_THREADS"): add["OMP_NUM_THREADS"] = str(choose_threads(0, None, *machine_load()))
     return add
 
 @contextlib.contextmanager
 def _environ(add: dict):
-    "Set `add` in os.environ (which papermill's kernels inherit) for the duration; restore afterwards."
+    "Set `add` in os.environ (which papermill's kernels inherit; None removes) for the duration; restore afterwards."
     old = {k: os.environ.get(k) for k in add}
-    os.environ.update(add)
+    for k, v in add.items():
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
     try: yield
     finally:
         for k, v in old.items():
