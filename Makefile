@@ -10,7 +10,7 @@ export PYTHONWARNINGS := ignore::DeprecationWarning
 # another active virtualenv must not leak into ours (IPython adds $VIRTUAL_ENV to sys.path)
 unexport VIRTUAL_ENV
 
-.PHONY: install course test check-sync docs clean-venv
+.PHONY: install course reference test check-sync docs clean-venv
 
 install: $(VENV)/.installed
 
@@ -34,10 +34,18 @@ test: install check-sync
 check-sync: install
 	PATH=$(BIN):$$PATH $(BIN)/python tools/check_sync.py
 
-## make docs: the Quarto site where Quarto is installed; otherwise the docs preprocessing only
+## make reference: run the course at quick and store its outputs (figures, tables, numbers) in the committed stage
+## notebooks, each naming the run (date, commit, scale) they come from. Stages that fail keep their old outputs.
+reference: install
+	$(BIN)/wm-course --scale $(SCALE) --out runs || echo "make reference: some stages failed; storing the outputs of those that ran"
+	$(BIN)/python tools/reference.py "$$(ls -d runs/course_* | sort | tail -1)"
+	$(BIN)/nbdev-clean
+
+## make docs: the Quarto site (nbdev-docs) where Quarto is installed; otherwise a static site of the notebooks with
+## their stored outputs in _docs/ (tools/site.py, nbconvert): open _docs/index.html
 docs: install
 	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev-docs; \
-	else echo "quarto is not installed here: running nbdev-proc-nbs only (install Quarto to build the site)"; $(BIN)/nbdev-proc-nbs; fi
+	else echo "quarto is not installed here: building the nbconvert site instead"; $(BIN)/python tools/site.py --out _docs; fi
 
 clean-venv:
 	rm -rf $(VENV)

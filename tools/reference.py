@@ -1,0 +1,113 @@
+"""Store the outputs of one course run in the committed notebooks, so a reader sees figures, tables and numbers.
+
+    python tools/reference.py runs/course_<ts> [--nbs nbs]       # what `make reference` runs after `wm-course`
+
+For each stage notebook the run executed successfully, every code cell of `nbs/NN_x.ipynb` whose source is
+unchanged since the run receives that run's outputs (a cell edited since then keeps none: a stale output would lie).
+Outputs are kept light: stderr (progress bars, warnings) and widget views are dropped, large PNGs are re-encoded with
+a palette, GIFs over 1.5 MB are replaced by a note. A markdown cell under the title names the run (date, commit,
+scale, minutes); a second run replaces it. Notebooks are written atomically; nothing else is touched."""
+import argparse, base64, io, json, os, re, subprocess, sys, tempfile
+from pathlib import Path
+
+TAG = "reference-run"
+MAX_PNG, MAX_GIF = 120_000, 1_500_000  # bytes of a decoded image
+
+
+def _src(cell) -> str: return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _small_png(b64: str) -> str:
+    "A PNG over MAX_PNG bytes re-encoded with a 256-colour palette (figures have few colours); else unchanged."
+    raw = base64.b64decode(b64)
+    if len(raw) <= MAX_PNG: return b64
+    from PIL import Image
+    im = Image.open(io.BytesIO(raw)).convert("RGB").quantize(256)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode() if buf.tell() < len(raw) else b64
+
+
+def light_outputs(outputs: list) -> list:
+    "The outputs worth committing: no stderr, no widget views, compact images."
+    keep = []
+    for o in outputs:
+        if o.get("output_type") == "stream" and o.get("name") == "stderr": continue
+        data = o.get("data")
+        if data is not None:
+            data = {k: v for k, v in data.items() if k != "application/vnd.jupyter.widget-view+json"}
+            if "image/png" in data: data["image/png"] = _small_png("".join(data["image/png"]))
+            gif = "".join(data.get("image/gif", ""))
+            if gif and len(base64.b64decode(gif)) > MAX_GIF:
+                data = {"text/plain": "(animation left out of the stored notebook: run the cell to see it)"}
+            if not data: continue
+            o = {**o, "data": data}
+            o.pop("transient", None)
+        keep.append(o)
+    return keep
+
+
+def run_note(course: Path, stage_minutes: float | None) -> str:
+    "The markdown that names the run the outputs come from."
+    report = (course/"REPORT.md").read_text() if (course/"REPORT.md").exists() else ""
+    m = re.search(r"scale \*\*(\w+)\*\* · started ([\d-]+ [\d:]+) · commit `([^`]+)`", report)
+    scale, started, commit = m.groups() if m else ("?", course.name, "unknown")
+    mins = f", {stage_minutes:.1f} min for this notebook" if stage_minutes is not None else ""
+    return (f"> **Stored outputs** come from the reference run of the course at `{scale}` scale, started {started} "
+            f"(commit `{commit}`{mins}, on a 2-core CPU), made with `make reference`. Run the notebook to make your own.")
+
+
+def stage_minutes(course: Path) -> dict:
+    "Minutes per stage from the run's REPORT.md status table."
+    rows = re.findall(r"^\| (\d\d_\w+) \| ok \| ([\d.]+) \|", (course/"REPORT.md").read_text(), re.M) \
+        if (course/"REPORT.md").exists() else []
+    return {name: float(m) for name, m in rows}
+
+
+def store(nb_path: Path, executed: Path, note: str) -> tuple[int, int]:
+    "Copy outputs of unchanged code cells from `executed` into `nb_path`; returns (cells given outputs, code cells)."
+    nb, ex = json.loads(nb_path.read_text()), json.loads(executed.read_text())
+    by_id = {c.get("id"): c for c in ex["cells"] if c["cell_type"] == "code"}
+    by_src = {_src(c): c for c in ex["cells"] if c["cell_type"] == "code"}
+    n = total = 0
+    for c in nb["cells"]:
+        if c["cell_type"] != "code": continue
+        total += 1
+        e = by_id.get(c.get("id"))
+        e = e if e is not None and _src(e) == _src(c) else by_src.get(_src(c))
+        c["outputs"] = light_outputs(e.get("outputs", [])) if e is not None else []
+        c["execution_count"] = None
+        n += bool(c["outputs"])
+    cells = [c for c in nb["cells"] if TAG not in c.get("metadata", {}).get("tags", [])]
+    title = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and _src(c).lstrip().startswith("# ")), 0)
+    cells.insert(title + 1, {"cell_type": "markdown", "id": "refrun00", "metadata": {"tags": [TAG]},
+                             "source": note.splitlines(keepends=True)})
+    nb["cells"] = cells
+    nb.get("metadata", {}).pop("widgets", None)
+    fd, tmp = tempfile.mkstemp(dir=nb_path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f: f.write(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    os.replace(tmp, nb_path)
+    return n, total
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("course", type=Path, help="a course run folder runs/course_<ts> (with REPORT.md)")
+    p.add_argument("--nbs", type=Path, default=Path("nbs"))
+    a = p.parse_args(argv)
+    if not (a.course/"REPORT.md").exists(): sys.exit(f"reference: {a.course} is not a course run folder (no REPORT.md)")
+    mins = stage_minutes(a.course)
+    if not mins: sys.exit(f"reference: no stage of {a.course} finished ok; nothing to store")
+    before = sum(f.stat().st_size for f in a.nbs.glob("[0-8][0-9]_*.ipynb"))
+    for name, m in sorted(mins.items()):
+        nb, ex = a.nbs/f"{name}.ipynb", a.course/f"{name}.ipynb"
+        if not nb.exists() or not ex.exists():
+            print(f"reference: skip {name} (notebook or executed copy missing)")
+            continue
+        n, total = store(nb, ex, run_note(a.course, m))
+        print(f"reference: {name}: outputs stored in {n} of {total} code cells")
+    after = sum(f.stat().st_size for f in a.nbs.glob("[0-8][0-9]_*.ipynb"))
+    print(f"reference: stage notebooks {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB")
+
+
+if __name__ == "__main__": main()
