@@ -40,6 +40,7 @@ reference: install
 	$(BIN)/wm-course --scale $(SCALE) --out runs || echo "make reference: some stages failed; storing the outputs of those that ran"
 	$(BIN)/python tools/reference.py "$$(ls -d runs/course_* | sort | tail -1)"
 	$(BIN)/nbdev-clean
+	$(BIN)/python tools/readme.py
 
 ## make docs: the Quarto site (nbdev-docs) where Quarto is installed; otherwise a static site of the notebooks with
 ## their stored outputs in _docs/ (tools/site.py, nbconvert): open _docs/index.html

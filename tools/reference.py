@@ -47,6 +47,41 @@ def light_outputs(outputs: list) -> list:
     return keep
 
 
+# The README's results table: per stage, (what, model figure, baseline name, baseline figure) from its summary JSON.
+HEADLINES = {
+    "00_core": [("Pendulum one-step MSE", "pendulum one-step held-out MSE", "no change", "no-change baseline MSE")],
+    "04_pixel": [("CoinRun open-loop PSNR h=4 (dB)", "PSNR h=4", "copy last frame", "copy PSNR h=4"),
+                 ("CoinRun open-loop PSNR h=32 (dB)", "PSNR h=32", "copy last frame", "copy PSNR h=32")],
+    "05_vae": [("CoinRun held-out reconstruction PSNR (dB)", "held-out PSNR VAE (dB)", "mean frame",
+                "held-out PSNR mean frame (dB)")],
+    "06_mdnrnn": [("CoinRun held-out NLL (nats/dim, lower is better)", "held-out NLL K=5 (nats/dim)", "z stays the same",
+                   "held-out NLL z-stays-same (nats/dim)"),
+                  ("V+M open-loop PSNR h=4 (dB)", "V+M PSNR h=4", "copy last frame", "copy PSNR h=4"),
+                  ("Take Cover done-head ROC AUC", "VizdoomTakeCover-v1 done AUC", "chance", None)],
+    "07_dream": [("V+M dream steps/s, 64 batched", "dream steps/s, 64 batched", "one at a time",
+                  "dream steps/s, one at a time")],
+    "08_rssm": [("HalfCheetah open-loop MSE h=15 (std units, lower is better)", "RSSM prior MSE h=15", "linear model",
+                 "linear MSE h=15")],
+}
+BASELINE_CONST = {"chance": 0.5}
+
+
+def results_table(course: Path) -> str:
+    "Markdown: each stage's headline numbers against its baseline, from the run's summaries."
+    rows = ["| stage | measure | model | baseline | baseline value |", "|---|---|---|---|---|"]
+    for stage, items in HEADLINES.items():
+        figs = {}
+        for f in sorted((course/stage).glob("summary_*.json")): figs.update(json.loads(f.read_text())["figures"])
+        for what, key, base, bkey in items:
+            if key not in figs: continue
+            bval = figs.get(bkey) if bkey else BASELINE_CONST.get(base)
+            rows.append(f"| `{stage}` | {what} | {_fmt(figs[key])} | {base} | {_fmt(bval) if bval is not None else '—'} |")
+    return "\n".join(rows)
+
+
+def _fmt(v) -> str: return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def run_note(course: Path, stage_minutes: float | None) -> str:
     "The markdown that names the run the outputs come from."
     report = (course/"REPORT.md").read_text() if (course/"REPORT.md").exists() else ""
@@ -84,10 +119,25 @@ def store(nb_path: Path, executed: Path, note: str) -> tuple[int, int]:
                              "source": note.splitlines(keepends=True)})
     nb["cells"] = cells
     nb.get("metadata", {}).pop("widgets", None)
-    fd, tmp = tempfile.mkstemp(dir=nb_path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f: f.write(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-    os.replace(tmp, nb_path)
+    _atomic_json(nb_path, nb)
     return n, total
+
+
+def write_results(index: Path, course: Path):
+    "Refresh the README notebook's results cell (tagged `reference-results`) from the run's summaries."
+    nb = json.loads(index.read_text())
+    cell = next((c for c in nb["cells"] if "reference-results" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None: return print(f"reference: {index} has no cell tagged reference-results; README table not updated")
+    text = ("## Results of the reference run\n\n" + run_note(course, None).replace("> **Stored outputs** come from", "From")
+            + "\n\n" + results_table(course) + "\n")
+    cell["source"] = text.splitlines(keepends=True)
+    _atomic_json(index, nb)
+
+
+def _atomic_json(path: Path, nb: dict):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f: f.write(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
 
 
 def main(argv=None):
@@ -106,6 +156,7 @@ def main(argv=None):
             continue
         n, total = store(nb, ex, run_note(a.course, m))
         print(f"reference: {name}: outputs stored in {n} of {total} code cells")
+    if (a.nbs/"index.ipynb").exists(): write_results(a.nbs/"index.ipynb", a.course)
     after = sum(f.stat().st_size for f in a.nbs.glob("[0-8][0-9]_*.ipynb"))
     print(f"reference: stage notebooks {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB")
 
