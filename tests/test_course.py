@@ -45,6 +45,7 @@ def test_bad_arguments_fail_with_one_line(tmp_path):
 
 def test_course_smoke_on_the_real_notebooks(tmp_path):
     "Every stage runs at smoke; the executed notebooks keep their figures even when the caller's MPLBACKEND is Agg."
+    committed = {p: p.read_bytes() for p in (ROOT/"nbs").glob("*.ipynb")}
     res = wm_course("--scale", "smoke", "--out", str(tmp_path), env={**os.environ, "MPLBACKEND": "Agg"})
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     course = next(tmp_path.glob("course_*"))
@@ -57,6 +58,7 @@ def test_course_smoke_on_the_real_notebooks(tmp_path):
         src = nbformat.read(str(ROOT/"nbs"/f"{s}.ipynb"), as_version=4)
         shows = sum(c.source.count("plt.show()") for c in src.cells if c.cell_type == "code")
         assert png_outputs(course/f"{s}.ipynb") >= min(shows, 1), f"{s}: {shows} plt.show() calls but no figure stored"
+    assert all(p.read_bytes() == b for p, b in committed.items()), "a smoke run overwrote the committed notebooks' outputs"
 
 def test_course_run_never_exports_into_the_library(tmp_path):
     "A stage's final export cell, executed by wm-course, leaves the library alone; the kernels get WM_NO_EXPORT and OMP_NUM_THREADS."
