@@ -11,7 +11,7 @@ export MPLBACKEND := Agg
 # another active virtualenv must not leak into ours (IPython adds $VIRTUAL_ENV to sys.path)
 unexport VIRTUAL_ENV
 
-.PHONY: install course test check-sync docs clean-venv
+.PHONY: install course test check-sync docs lab clean-venv
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,11 @@ check-sync: install
 docs: install
 	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev-docs; \
 	else echo "quarto is not installed here: running nbdev-proc-nbs only (install Quarto to build the site)"; $(BIN)/nbdev-proc-nbs; fi
+
+## make lab [PORT=8888]: JupyterLab on nbs/ with the course's environment (its python3 kernel; plots inline)
+PORT ?= 8888
+lab: install
+	cd nbs && env -u MPLBACKEND PATH=$(CURDIR)/$(BIN):$$PATH PYTHONPATH=$(CURDIR) $(CURDIR)/$(BIN)/jupyter lab --port $(PORT) --notebook-dir . $$([ $$(id -u) -eq 0 ] && echo --allow-root)
 
 clean-venv:
 	rm -rf $(VENV)
