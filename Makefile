@@ -10,7 +10,7 @@ export PYTHONWARNINGS := ignore::DeprecationWarning
 # another active virtualenv must not leak into ours (IPython adds $VIRTUAL_ENV to sys.path)
 unexport VIRTUAL_ENV
 
-.PHONY: install course reference test check-sync docs clean-venv
+.PHONY: install course reference test check-sync docs lab clean-venv
 
 install: $(VENV)/.installed
 
@@ -47,6 +47,11 @@ reference: install
 docs: install
 	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev-docs; \
 	else echo "quarto is not installed here: building the nbconvert site instead"; $(BIN)/python tools/site.py --out _docs; fi
+
+## make lab [PORT=8888]: JupyterLab on nbs/ with the course's environment (its python3 kernel; plots inline)
+PORT ?= 8888
+lab: install
+	cd nbs && env -u MPLBACKEND PATH=$(CURDIR)/$(BIN):$$PATH PYTHONPATH=$(CURDIR) $(CURDIR)/$(BIN)/jupyter lab --port $(PORT) --notebook-dir . $$([ $$(id -u) -eq 0 ] && echo --allow-root)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -6,7 +6,8 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/cli.html.md"""
 
 # %% auto #0
 __all__ = ['FAMILIES', 'train_parser', 'family_config', 'family_data', 'train_pixel_cli', 'train_vae_cli', 'train_mdnrnn_cli',
-           'train_rssm_cli', 'train_main', 'check_compatible', 'evaluate_checkpoint', 'eval_main']
+           'train_rssm_cli', 'train_main', 'check_compatible', 'load_world_model', 'family_of', 'evaluate_checkpoint',
+           'eval_main']
 
 # %% ../nbs/91_cli.ipynb #44da9333
 import argparse, math, sys
@@ -149,6 +150,23 @@ def check_compatible(m, ds, what: str = "the model"):
     if a["kind"] != "discrete" and (n > 0 or (d and d != math.prod(a["shape"]))):
         raise ValueError(f"{ds.path} has continuous actions of shape {a['shape']} but {what} was trained with " + (f"{n} discrete actions" if n else f"{d}-dim actions"))
 
+# %% ../nbs/91_cli.ipynb #4fff393e
+def load_world_model(checkpoint, device="cpu", data=None):
+    "(world model, config, raw checkpoint) from a checkpoint alone; an MDN-RNN comes back as V+M with the V that encoded its codes; checked against `data` (an EpisodeDataset) if given."
+    model, cfg, st = load_model(checkpoint, device)
+    if hasattr(model, "as_world_model"):  # a latent model (M of V+M): the world model is V+M, on frames
+        if data is not None and not data.is_pixel:
+            raise ValueError(f"{data.path} holds codes, not frames; V+M is evaluated on the frame dataset its codes came from")
+        if data is not None: check_compatible(cfg.model, data, "the MDN-RNN")
+        model = model.as_world_model(cfg, device)
+        if data is not None: check_compatible(model.vae.cfg, data, "its V")
+    elif data is not None: check_compatible(cfg.model, data)
+    return model, cfg, st
+
+def family_of(cfg) -> str:
+    "The family a checkpoint's config belongs to: the name of the module that defines its class (pixel, mdnrnn, rssm, ...)."
+    return type(cfg).__module__.rpartition(".")[2]
+
 # %% ../nbs/91_cli.ipynb #f70f8c69
 def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None, max_clips=256, train_data=None,
                         num_videos=4, device="cpu"):
@@ -157,15 +175,9 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
     from worldmodels_nb.metrics import evaluate_rollouts, evaluate_with_baselines, save_eval, plot_metric_vs_horizon, save_rollout_video, to_unit
     for name, v in (("horizon", horizon), ("context", context), ("max_clips", max_clips)):
         if v is not None and v < 1: raise ValueError(f"{name} must be >= 1, got {v}")
-    model, cfg, st = load_model(checkpoint, device)
     if read_manifest(data) is None: raise FileNotFoundError(f"--data {data}: no dataset there (manifest.json missing)")
     ds, train_ds = EpisodeDataset(data), EpisodeDataset(train_data) if train_data else None
-    if hasattr(model, "as_world_model"):  # a latent model (M of V+M): evaluate it with the V that encoded its codes, on frames
-        if not ds.is_pixel: raise ValueError(f"{data} holds codes, not frames; V+M is evaluated on the frame dataset its codes came from")
-        check_compatible(cfg.model, ds, "the MDN-RNN")
-        model = model.as_world_model(cfg, device)
-        check_compatible(model.vae.cfg, ds, "its V")
-    else: check_compatible(cfg.model, ds)
+    model, cfg, st = load_world_model(checkpoint, device, ds)
     k = context if context is not None else getattr(cfg, "context", None) or getattr(cfg.model, "context", 4)
     H = horizon if horizon is not None else getattr(cfg, "horizon", 32)
     clips = lambda: ds.clips(k + H, max_clips=max_clips, batch_size=64)

@@ -198,6 +198,37 @@ def imagine(self: PixelWorldModel, state, actions):
         ctx, past = torch.cat([ctx, pred], 1)[:, -k:], a[:, a.shape[1] - (k - 1):]
     return torch.cat(preds, 1)[:, :H]
 
+# %% ../nbs/04_pixel.ipynb #f03d76dd
+@patch
+def dream_start(self: PixelWorldModel, frames, actions) -> dict:
+    "observe's state; a context shorter than k is padded with its first frame (and action 0)."
+    k, T = self.cfg.context, frames.shape[1]
+    if T < k:
+        frames = torch.cat([frames[:, :1].expand(-1, k - T, *frames.shape[2:]), frames], 1)  # (B, k, C, H, W)
+        actions = torch.cat([actions.new_zeros((len(actions), k - T) + actions.shape[2:]), actions], 1)  # (B, k-1[, A])
+    return self.observe(frames, actions)
+
+@patch
+@torch.no_grad()
+def dream_step(self: PixelWorldModel, state: dict, actions, tau: float = 1.0, generator=None):
+    "(next state, reward 0, p_done 0): one predicted frame for actions (B,) or (B, A); deterministic, `tau` is unused."
+    a = torch.as_tensor(actions)[:, None].to(state["actions"].dtype)  # (B, 1[, A])
+    nxt = self.imagine(state, a)  # (B, 1, C, H, W)
+    state = {"frames": torch.cat([state["frames"], nxt], 1)[:, 1:], "actions": torch.cat([state["actions"], a], 1)[:, 1:]}
+    zero = nxt.new_zeros(len(nxt))
+    return state, zero, zero
+
+@patch
+def dream_features(self: PixelWorldModel, state: dict): return state["frames"][:, -1].flatten(1)  # (B, C*H*W)
+
+@patch
+def dream_decode(self: PixelWorldModel, state: dict): return state["frames"][:, -1]  # (B, C, H, W)
+
+@patch
+def dream_action_space(self: PixelWorldModel):
+    from worldmodels_nb.dream import action_space  # defined in 07, which builds on this module
+    return action_space(self.cfg.num_actions, self.cfg.action_dim)
+
 # %% ../nbs/04_pixel.ipynb #234abd06
 def resolve_model_config(cfg: PixelConfig, ds) -> PixelConfig:
     "Fill the model's obs_shape and action size in from a dataset (channels-first)."

@@ -1,0 +1,93 @@
+"""The explorer as a person uses it: JupyterLab on localhost, Debian's chromium driven by Playwright, a click on an action button,
+the frame on the page changes. The screenshot is kept in tests/artifacts/ (gitignored). Under CI=true this test never skips."""
+import json, os, secrets, shutil, socket, subprocess, sys, time, urllib.request
+from pathlib import Path
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+from test_cli import write_dataset
+from test_explorer import pixel_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT/"tests"/"artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+def need(ok: bool, why: str):
+    "Skip outside CI when something the browser test needs is missing; under CI=true that is a failure."
+    if ok: return
+    if os.environ.get("CI") == "true": pytest.fail(f"CI=true and {why}: .ci/run installs it (apt chromium, pip playwright)")
+    pytest.skip(why)
+
+def free_port() -> int:
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+def wait_for_server(url: str, proc, timeout: float = 120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None: raise RuntimeError(f"jupyter lab exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200: return
+        except OSError: time.sleep(0.5)
+    raise TimeoutError(f"jupyter lab did not answer at {url} within {timeout}s")
+
+@pytest.fixture
+def lab(tmp_path):
+    "A JupyterLab server on a free localhost port with a token, rooted at a folder holding a tiny explorer notebook."
+    ds = write_dataset(tmp_path/"frames")
+    ck = pixel_checkpoint(tmp_path/"pixel.pt", ds)
+    nb = new_notebook(cells=[new_code_cell(f"from worldmodels_nb.explorer import Explorer\nex = Explorer({str(ck)!r}, {str(ds.path)!r})\nex.play()")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(tmp_path/"explore.ipynb"))
+    port, token = free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "VIRTUAL_ENV")}
+    env.update(PYTHONPATH=str(ROOT), JUPYTER_RUNTIME_DIR=str(tmp_path/"rt"), JUPYTERLAB_SETTINGS_DIR=str(tmp_path/"settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path/"ws"), PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
+    log = open(tmp_path/"lab.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+                             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=None",
+                             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *(["--allow-root"] if os.geteuid() == 0 else [])],
+                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_server(f"{base}/api/status?token={token}", proc)
+        yield base, token, tmp_path
+    finally:
+        proc.terminate()
+        try: proc.wait(20)
+        except subprocess.TimeoutExpired: proc.kill()
+        log.close()
+
+def test_clicking_an_action_in_jupyterlab_changes_the_frame(lab):
+    need(Path(CHROMIUM).is_file(), f"no chromium at {CHROMIUM} (apt-get install -y chromium)")
+    try: from playwright.sync_api import sync_playwright
+    except ImportError: need(False, "playwright is not installed (pip install playwright==1.65.2)")
+    base, token, tmp = lab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS/"explorer_jupyterlab.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(f"{base}/lab/tree/explore.ipynb?token={token}")
+            page.locator(".jp-Notebook .jp-Cell .cm-content").first.click(timeout=90_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)  # the kernel is up
+            page.keyboard.press("Shift+Enter")  # run the cell, as a person would
+            img = page.locator(".jp-OutputArea .widget-image").first
+            img.wait_for(state="visible", timeout=120_000)
+            status = page.locator(".jp-OutputArea .widget-html-content", has_text="step").first
+            status.wait_for(timeout=30_000)
+            assert "step 0" in status.inner_text()
+            before_src, before_px = img.get_attribute("src"), img.screenshot()
+            page.locator(".jp-OutputArea button.jupyter-button", has_text="2").first.click()
+            page.wait_for_function("([sel, old]) => document.querySelector(sel).getAttribute('src') !== old",
+                                   arg=[".jp-OutputArea .widget-image", before_src], timeout=30_000)
+            page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea .widget-html-content')].some(e => e.innerText.includes('step 1'))",
+                                   timeout=30_000)
+            after_px = img.screenshot()
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot: {shot}")
+        finally: browser.close()
+    assert after_px != before_px, "the frame on the page did not change after the click"
+    assert shot.stat().st_size > 10_000
