@@ -48,7 +48,7 @@ class PixelConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     horizon: int = 32  # open-loop evaluation horizon H
     env: str = "procgen:coinrun"
-    finetune_steps: int = 600  # extra steps for the teacher-forcing vs multi-step comparison
+    finetune_steps: int = 200  # extra steps of each variation trained from the model (ablations, multi-step)
 
     def build_model(self): return PixelWorldModel(self.model)
 
