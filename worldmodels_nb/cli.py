@@ -6,7 +6,8 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/cli.html.md"""
 
 # %% auto #0
 __all__ = ['FAMILIES', 'train_parser', 'family_config', 'family_data', 'train_pixel_cli', 'train_vae_cli', 'train_mdnrnn_cli',
-           'train_rssm_cli', 'train_main', 'check_compatible', 'evaluate_checkpoint', 'eval_main']
+           'train_rssm_cli', 'train_main', 'check_compatible', 'load_world_model', 'evaluate_checkpoint', 'eval_main',
+           'leaderboard_main']
 
 # %% ../nbs/91_cli.ipynb #44da9333
 import argparse, math, sys
@@ -149,6 +150,19 @@ def check_compatible(m, ds, what: str = "the model"):
     if a["kind"] != "discrete" and (n > 0 or (d and d != math.prod(a["shape"]))):
         raise ValueError(f"{ds.path} has continuous actions of shape {a['shape']} but {what} was trained with " + (f"{n} discrete actions" if n else f"{d}-dim actions"))
 
+# %% ../nbs/91_cli.ipynb #8fa22133
+def load_world_model(checkpoint, ds=None, device="cpu"):
+    "(world model, config, raw state) from a checkpoint alone, checked against dataset `ds` (one-line ValueError if it does not fit)."
+    model, cfg, st = load_model(checkpoint, device)  # the config class the checkpoint names rebuilds the model
+    if hasattr(model, "as_world_model"):  # a latent model (M of V+M): it predicts frames with the V that encoded its codes
+        if ds is not None and not ds.is_pixel:
+            raise ValueError(f"{ds.path} holds codes, not frames; V+M is evaluated on the frame dataset its codes came from")
+        if ds is not None: check_compatible(cfg.model, ds, "the MDN-RNN")
+        model = model.as_world_model(cfg, device).eval()
+        if ds is not None: check_compatible(model.vae.cfg, ds, "its V")
+    elif ds is not None: check_compatible(cfg.model, ds)
+    return model, cfg, st
+
 # %% ../nbs/91_cli.ipynb #f70f8c69
 def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None, max_clips=256, train_data=None,
                         num_videos=4, device="cpu"):
@@ -157,15 +171,9 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
     from worldmodels_nb.metrics import evaluate_rollouts, evaluate_with_baselines, save_eval, plot_metric_vs_horizon, save_rollout_video, to_unit
     for name, v in (("horizon", horizon), ("context", context), ("max_clips", max_clips)):
         if v is not None and v < 1: raise ValueError(f"{name} must be >= 1, got {v}")
-    model, cfg, st = load_model(checkpoint, device)
     if read_manifest(data) is None: raise FileNotFoundError(f"--data {data}: no dataset there (manifest.json missing)")
     ds, train_ds = EpisodeDataset(data), EpisodeDataset(train_data) if train_data else None
-    if hasattr(model, "as_world_model"):  # a latent model (M of V+M): evaluate it with the V that encoded its codes, on frames
-        if not ds.is_pixel: raise ValueError(f"{data} holds codes, not frames; V+M is evaluated on the frame dataset its codes came from")
-        check_compatible(cfg.model, ds, "the MDN-RNN")
-        model = model.as_world_model(cfg, device)
-        check_compatible(model.vae.cfg, ds, "its V")
-    else: check_compatible(cfg.model, ds)
+    model, cfg, st = load_world_model(checkpoint, ds, device)
     k = context if context is not None else getattr(cfg, "context", None) or getattr(cfg.model, "context", 4)
     H = horizon if horizon is not None else getattr(cfg, "horizon", 32)
     clips = lambda: ds.clips(k + H, max_clips=max_clips, batch_size=64)
@@ -216,4 +224,32 @@ def eval_main(argv=None):
     print("controllability at h=1: " + (f"{c['delta_psnr'][0]:.3g} dB lost" if pixel else f"MSE rises by {c['mse_rise'][0]:.3g}") +
           " when the future actions are shuffled across clips")
     print(f"eval -> {run}/eval.json")
+    return 0
+
+# %% ../nbs/91_cli.ipynb #d0147277
+def leaderboard_main(argv=None):
+    "wm-leaderboard --checkpoints A [B ...] --data HELDOUT [--train-data DIR] [--out runs]"
+    p = CLIParser(prog="wm-leaderboard", description="Score world-model checkpoints side by side on one held-out dataset, with the baselines.")
+    p.add_argument("--checkpoints", type=existing_file, nargs="+", required=True); p.add_argument("--data", required=True, help="held-out dataset folder")
+    p.add_argument("--train-data", default=None, help="training dataset: mean-frame baseline and generalisation gap (default: mean frame of --data, no gap)")
+    p.add_argument("--context", type=positive_int, default=4); p.add_argument("--horizon", type=positive_int, default=32)
+    p.add_argument("--max-clips", type=positive_int, default=256); p.add_argument("--ctrl-clips", type=positive_int, default=64)
+    p.add_argument("--out", default="runs"); p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    from worldmodels_nb.evaluation import EvalProtocol, board_markdown, leaderboard, row_name, save_leaderboard
+    try:
+        for d in (a.data, a.train_data):
+            if d and read_manifest(d) is None: raise FileNotFoundError(f"{d}: no dataset there (manifest.json missing)")
+        held, train, dev = EpisodeDataset(a.data), EpisodeDataset(a.train_data) if a.train_data else None, str(get_device(a.device))
+        proto = EvalProtocol(a.context, a.horizon, a.max_clips, a.ctrl_clips, a.max_clips)
+        if next(iter(held.clips(a.context + a.horizon)), None) is None: raise ValueError(f"{a.data} has no episode of {a.context + a.horizon} steps; lower --horizon")
+        models = {}
+        for ck in a.checkpoints:
+            try: m, cfg, _ = load_world_model(ck, held, dev)
+            except USER_ERRORS as e: raise ValueError(f"refused {ck}: {e}") from None
+            models[row_name(ck, models, cfg)] = dict(model=m, checkpoint=ck, config=cfg)
+        board = leaderboard(models, held, train, proto, dev, progress=None)
+        paths = save_leaderboard(board, make_run_dir("leaderboard", slug(held.manifest.get("env_id", "data")), a.out))
+    except USER_ERRORS as e: sys.exit(f"wm-leaderboard: {e}")
+    print(board_markdown(board) + f"leaderboard -> {paths['md']}")
     return 0
