@@ -7,7 +7,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/cli.html.md"""
 # %% auto #0
 __all__ = ['FAMILIES', 'train_parser', 'family_config', 'family_data', 'train_pixel_cli', 'train_vae_cli', 'train_mdnrnn_cli',
            'train_rssm_cli', 'train_main', 'check_compatible', 'load_world_model', 'family_of', 'evaluate_checkpoint',
-           'eval_main']
+           'eval_main', 'leaderboard_main']
 
 # %% ../nbs/91_cli.ipynb #44da9333
 import argparse, math, sys
@@ -158,7 +158,7 @@ def load_world_model(checkpoint, device="cpu", data=None):
         if data is not None and not data.is_pixel:
             raise ValueError(f"{data.path} holds codes, not frames; V+M is evaluated on the frame dataset its codes came from")
         if data is not None: check_compatible(cfg.model, data, "the MDN-RNN")
-        model = model.as_world_model(cfg, device)
+        model = model.as_world_model(cfg, device).eval()
         if data is not None: check_compatible(model.vae.cfg, data, "its V")
     elif data is not None: check_compatible(cfg.model, data)
     return model, cfg, st
@@ -228,4 +228,32 @@ def eval_main(argv=None):
     print("controllability at h=1: " + (f"{c['delta_psnr'][0]:.3g} dB lost" if pixel else f"MSE rises by {c['mse_rise'][0]:.3g}") +
           " when the future actions are shuffled across clips")
     print(f"eval -> {run}/eval.json")
+    return 0
+
+# %% ../nbs/91_cli.ipynb #d0147277
+def leaderboard_main(argv=None):
+    "wm-leaderboard --checkpoints A [B ...] --data HELDOUT [--train-data DIR] [--out runs]"
+    p = CLIParser(prog="wm-leaderboard", description="Score world-model checkpoints side by side on one held-out dataset, with the baselines.")
+    p.add_argument("--checkpoints", type=existing_file, nargs="+", required=True); p.add_argument("--data", required=True, help="held-out dataset folder")
+    p.add_argument("--train-data", default=None, help="training dataset: mean-frame baseline and generalisation gap (default: mean frame of --data, no gap)")
+    p.add_argument("--context", type=positive_int, default=4); p.add_argument("--horizon", type=positive_int, default=32)
+    p.add_argument("--max-clips", type=positive_int, default=256); p.add_argument("--ctrl-clips", type=positive_int, default=64)
+    p.add_argument("--out", default="runs"); p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    from worldmodels_nb.evaluation import EvalProtocol, board_markdown, leaderboard, row_name, save_leaderboard
+    try:
+        for d in (a.data, a.train_data):
+            if d and read_manifest(d) is None: raise FileNotFoundError(f"{d}: no dataset there (manifest.json missing)")
+        held, train, dev = EpisodeDataset(a.data), EpisodeDataset(a.train_data) if a.train_data else None, str(get_device(a.device))
+        proto = EvalProtocol(a.context, a.horizon, a.max_clips, a.ctrl_clips, a.max_clips)
+        if next(iter(held.clips(a.context + a.horizon)), None) is None: raise ValueError(f"{a.data} has no episode of {a.context + a.horizon} steps; lower --horizon")
+        models = {}
+        for ck in a.checkpoints:
+            try: m, cfg, _ = load_world_model(ck, dev, held)
+            except USER_ERRORS as e: raise ValueError(f"refused {ck}: {e}") from None
+            models[row_name(ck, models, cfg)] = dict(model=m, checkpoint=ck, config=cfg)
+        board = leaderboard(models, held, train, proto, dev, progress=None)
+        paths = save_leaderboard(board, make_run_dir("leaderboard", slug(held.manifest.get("env_id", "data")), a.out))
+    except USER_ERRORS as e: sys.exit(f"wm-leaderboard: {e}")
+    print(board_markdown(board) + f"leaderboard -> {paths['md']}")
     return 0
