@@ -8,7 +8,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/explorer.html.md"""
 __all__ = ['PROCGEN_ACTIONS', 'action_labels', 'state_image', 'to_image', 'png', 'show_image', 'frames_unit', 'torch_threads',
            'open_dataset', 'Explorer', 'score', 'score_plot', 'clip_rollouts']
 
-# %% ../nbs/11_explorer.ipynb #06f5089c
+# %% ../nbs/11_explorer.ipynb #7fd84199
 import io, time
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +26,7 @@ from .dream import Dreamable
 from .envs import make_env
 from .metrics import psnr, rollout_frames, to_hwc_uint8, to_unit
 
-# %% ../nbs/11_explorer.ipynb #4fd4b085
+# %% ../nbs/11_explorer.ipynb #6c2fae9c
 PROCGEN_ACTIONS = ("↙", "←", "↖", "↓", "·", "↑", "↘", "→", "↗", "D", "A", "W", "S", "Q", "E")  # procgen's combos, in order
 
 def action_labels(space: gym.spaces.Space, env_id: str = "") -> list[str]:
@@ -56,7 +56,7 @@ def show_image(w, img: np.ndarray):
     "Put image `img` (H, W, 3) into ipywidgets Image `w` at its own size (a box would otherwise stretch it)."
     w.value, w.layout.width, w.layout.height = png(img), f"{img.shape[1]}px", f"{img.shape[0]}px"
 
-# %% ../nbs/11_explorer.ipynb #29cec4f2
+# %% ../nbs/11_explorer.ipynb #a60b45c1
 def frames_unit(frames) -> torch.Tensor:
     "Stored frames (T, H, W, C) uint8 (or states (T, D)) as the models' input: (T, C, H, W) in [0, 1] (or (T, D) float)."
     f = torch.as_tensor(np.array(frames))  # a copy: stored frames are read-only memory maps
@@ -84,7 +84,7 @@ class Explorer:
 
     def __repr__(self): return f"Explorer({self.family} from {self.checkpoint}, step {self.t}, data {self.data.path})"
 
-# %% ../nbs/11_explorer.ipynb #94390598
+# %% ../nbs/11_explorer.ipynb #ba97dbff
 @patch
 def load(self: Explorer, checkpoint):
     "Switch to another checkpoint (any family that can be dreamed in); a bad one raises a one-line error and keeps the current model."
@@ -112,7 +112,7 @@ def _action(self: Explorer, action) -> torch.Tensor:
     a = torch.as_tensor(np.asarray(action))
     return (a.long().reshape(1) if self.discrete else a.float().reshape(1, -1)).to(self.device)
 
-# %% ../nbs/11_explorer.ipynb #cbe66210
+# %% ../nbs/11_explorer.ipynb #e6cf1f8a
 @patch
 @torch.no_grad()
 def reset(self: Explorer, episode: int = 0, real: bool = False):
@@ -139,7 +139,7 @@ def _real_start(self: Explorer, level: int, actions) -> torch.Tensor:
     for a in actions: obs.append(self.real.step(a)[0])
     return frames_unit(np.stack(obs))
 
-# %% ../nbs/11_explorer.ipynb #e4c9bdf0
+# %% ../nbs/11_explorer.ipynb #5b74b909
 @patch
 @torch.no_grad()
 def step(self: Explorer, action):
@@ -168,7 +168,7 @@ def latency_ms(self: Explorer) -> dict:
     x = np.array(self.latency) * 1000
     return dict(median=float(np.median(x)), p95=float(np.percentile(x, 95)), steps=len(x)) if len(x) else {}
 
-# %% ../nbs/11_explorer.ipynb #6ea1e7d0
+# %% ../nbs/11_explorer.ipynb #a171f33b
 @patch
 def _guard(self: Explorer, fn, msg):
     "A widget callback that runs `fn` and shows an error as one line in `msg` instead of a traceback."
@@ -197,7 +197,7 @@ def _action_controls(self: Explorer, act) -> widgets.Widget:
     go.on_click(lambda _: act(np.array([s.value for s in sliders], np.float32)))
     return widgets.VBox([*sliders, go])
 
-# %% ../nbs/11_explorer.ipynb #e8f62c59
+# %% ../nbs/11_explorer.ipynb #6dc1a8a0
 @patch
 def play(self: Explorer, checkpoints=()) -> widgets.VBox:
     "Play in the world model: checkpoint box, episode, reset, temperature, the imagined frame, step counter, action buttons."
@@ -224,7 +224,7 @@ def play(self: Explorer, checkpoints=()) -> widgets.VBox:
     build()
     return box
 
-# %% ../nbs/11_explorer.ipynb #df68f835
+# %% ../nbs/11_explorer.ipynb #7dc42f83
 def score_plot(scores: list, unit: str = "PSNR (dB)", marker: int | None = None, size=(4.2, 2.4)) -> bytes:
     "PNG of a per-step score curve (no pyplot: safe inside widget callbacks), with an optional marker at step `marker` (1-based)."
     from matplotlib.figure import Figure
@@ -253,7 +253,7 @@ def versus(self: Explorer, level: int = 0) -> widgets.VBox:
     show()
     return box
 
-# %% ../nbs/11_explorer.ipynb #b0d029ab
+# %% ../nbs/11_explorer.ipynb #c90032cf
 @torch.no_grad()
 def clip_rollouts(models: dict, data: EpisodeDataset, clip: int = 0, horizon: int = 16, context: int = 4, device="cpu") -> dict:
     "name -> (ground truth (H, ...), prediction (H, ...), per-step score (H,)) of every model on held-out clip `clip` (observe/imagine)."
@@ -274,7 +274,7 @@ def add(self: Explorer, name: str, checkpoint):
     self.others[name] = (model.eval(), int(getattr(cfg, "context", None) or getattr(cfg.model, "context", None) or 1))
     return self
 
-# %% ../nbs/11_explorer.ipynb #cb2618af
+# %% ../nbs/11_explorer.ipynb #d47679d4
 @patch
 def scrub(self: Explorer, clip: int = 0, horizon: int = 16) -> widgets.VBox:
     "A slider over h for held-out clip `clip`: ground truth | prediction | |difference| and the score curve with a marker; a dropdown of families."
@@ -298,7 +298,7 @@ def scrub(self: Explorer, clip: int = 0, horizon: int = 16) -> widgets.VBox:
     show()
     return box
 
-# %% ../nbs/11_explorer.ipynb #baab2c1c
+# %% ../nbs/11_explorer.ipynb #91efe486
 @patch
 def record(self: Explorer, actions, path, fps: int = 8, scale: int | None = None) -> Path:
     "Play `actions` from the current state and write what the player sees (dream | real game when it runs) as a GIF, atomically."
