@@ -42,6 +42,7 @@ def test_clicking_an_action_changes_the_frame_and_the_step_counter(pix):
     w.parts["reset"].click()
     assert ex.t == 0 and w.parts["image"].value == before  # reset: the same real start, the same frame
     assert w.parts["tau"].layout.display == "none" and not ex.samples  # the pixel model does not sample: no temperature slider
+    assert w.parts["keys"] is None  # actions of an unknown game have no arrow keys
 
 def test_the_dream_is_the_model_step_by_step(pix):
     "Explorer.step is dream_step + dream_decode from the real start: the same frames as stepping the model by hand."
@@ -136,5 +137,7 @@ def test_dream_vs_real_steps_the_real_game_beside_the_dream(tmp_path):
     for _ in range(5): v.parts["actions"].children[7].click()  # → five times
     assert len(ex.scores) == 5 and all(np.isfinite(ex.scores)) and v.parts["curve"].value != curve0
     assert v.parts["real"].value != real0 and "PSNR" in v.parts["status"].value
+    v.parts["keys"]._handle_mouse_msg(None, {"type": "keydown", "key": "ArrowRight"}, [])  # the arrow key, as ipyevents delivers it
+    assert ex.t == 6 and len(ex.scores) == 6
     v.parts["reset"].click()
     assert torch.equal(ex.real_frame, first) and ex.scores == []  # the held-out level replays exactly
