@@ -6,10 +6,10 @@ from worldmodels_nb.core import save_checkpoint, seed_everything
 from worldmodels_nb.explorer import Explorer, clip_rollouts, to_image
 from test_cli import rssm_checkpoint, write_dataset
 
-def pixel_checkpoint(path, ds, seed=0):
+def pixel_checkpoint(path, ds, seed=0, context=4):
     "A pixel world model whose frames move (random output heads instead of the copy-last-frame start), saved as a checkpoint."
     from worldmodels_nb.pixel import PixelConfig, resolve_model_config
-    seed_everything(seed); cfg = resolve_model_config(PixelConfig.smoke(), ds)
+    seed_everything(seed); cfg = resolve_model_config(PixelConfig.smoke(), ds); cfg.model.context = context
     m = cfg.build_model()
     for conv in (m.head, m.flow): nn.init.normal_(conv.weight, std=0.05)
     return save_checkpoint(path, m, step=0, config=cfg)
@@ -74,10 +74,12 @@ def test_bad_checkpoints_give_a_message_in_the_widget_not_a_traceback(pix, tmp_p
     bad = tmp_path/"garbage.pt"; bad.write_bytes(b"not a checkpoint")
     other = write_dataset(tmp_path/"states", pixel=False)
     wrong = rssm_checkpoint(tmp_path/"rssm.pt", other)  # a model of another environment (5-dim states)
-    for path, says in (("no/such/best.pt", "FileNotFoundError: no/such/best.pt"), (bad, str(bad)), (wrong, "shape")):
+    long = pixel_checkpoint(tmp_path/"long.pt", ds, context=20)  # fits the data, but needs more context than episode 0 has
+    for path, says in (("no/such/best.pt", "FileNotFoundError: no/such/best.pt"), (bad, str(bad)), (wrong, "shape"),
+                       (long, "ValueError: held-out episode 0 has 14 steps; the model needs 20")):
         w.parts["checkpoint"].value = str(path); w.parts["load"].click()
         assert says in w.parts["msg"].value and "Traceback" not in w.parts["msg"].value, w.parts["msg"].value
-        assert "\n" not in w.parts["msg"].value and ex.t == 1 and ex.checkpoint == str(ck)  # the model and the dream are kept
+        assert "\n" not in w.parts["msg"].value and ex.t == 1 and ex.checkpoint == str(ck) and ex.context == 4  # all kept
     w.parts["checkpoint"].value = str(ck); w.parts["load"].click()
     assert w.parts["msg"].value == "" and ex.t == 0
     with pytest.raises(FileNotFoundError, match="no dataset there"): Explorer(ck, tmp_path/"nowhere")

@@ -92,11 +92,15 @@ def load(self: Explorer, checkpoint):
     if not Path(checkpoint).is_file(): raise FileNotFoundError(f"{checkpoint}: no such checkpoint file")
     model, cfg, _ = load_world_model(checkpoint, self.device, self.data)
     if not isinstance(model, Dreamable): raise TypeError(f"{checkpoint}: the {family_of(cfg)} model does not implement the dream interface (07)")
-    self.model, self.cfg, self.family, self.checkpoint = model.eval(), cfg, family_of(cfg), str(checkpoint)
-    self.context = int(getattr(cfg, "context", None) or getattr(cfg.model, "context", None) or 1)
-    self.action_space, self.discrete = model.dream_action_space(), isinstance(model.dream_action_space(), gym.spaces.Discrete)
-    self.reset(0)
-    self.samples = self._samples()
+    old = dict(vars(self))
+    try:
+        self.model, self.cfg, self.family, self.checkpoint = model.eval(), cfg, family_of(cfg), str(checkpoint)
+        self.context = int(getattr(cfg, "context", None) or getattr(cfg.model, "context", None) or 1)
+        self.action_space = model.dream_action_space()
+        self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
+        self.reset(getattr(self, "episode", 0))
+        self.samples = self._samples()
+    except Exception: vars(self).clear(); vars(self).update(old); raise  # all or nothing: the current model stays
     return self
 
 @patch
