@@ -51,7 +51,7 @@ def to_image(x, scale: int = 4) -> np.ndarray:
 
 def png(img: np.ndarray) -> bytes:
     "PNG bytes of a uint8 (H, W, 3) image (what an ipywidgets Image shows)."
-    buf = io.BytesIO(); PILImage.fromarray(img).save(buf, format="PNG"); return buf.getvalue()
+    buf = io.BytesIO(); PILImage.fromarray(img).save(buf, format="PNG", compress_level=1); return buf.getvalue()  # fast, still small
 
 def show_image(w, img: np.ndarray):
     "Put image `img` (H, W, 3) into ipywidgets Image `w` at its own size (a box would otherwise stretch it)."
