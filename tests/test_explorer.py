@@ -50,7 +50,7 @@ def test_the_dream_is_the_model_step_by_step(pix):
     ex = Explorer(ck, ds)
     ep = ds.episode(0); k = ex.context
     x = torch.as_tensor(np.array(ep["frames"][:k])).permute(0, 3, 1, 2).float()[None] / 255
-    st = ex.model.dream_start(x, torch.as_tensor(ep["actions"][:k - 1])[None])
+    st = ex.model.dream_start(x, torch.as_tensor(np.array(ep["actions"][:k - 1]))[None])
     for a in (1, 3, 0):
         st, _, _ = ex.model.dream_step(st, torch.tensor([a]))
         assert torch.allclose(ex.step(a), ex.model.dream_decode(st)[0])
