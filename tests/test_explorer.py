@@ -6,10 +6,10 @@ from worldmodels_nb.core import save_checkpoint, seed_everything
 from worldmodels_nb.explorer import Explorer, clip_rollouts, to_image
 from test_cli import rssm_checkpoint, write_dataset
 
-def pixel_checkpoint(path, ds, seed=0):
+def pixel_checkpoint(path, ds, seed=0, context=4):
     "A pixel world model whose frames move (random output heads instead of the copy-last-frame start), saved as a checkpoint."
     from worldmodels_nb.pixel import PixelConfig, resolve_model_config
-    seed_everything(seed); cfg = resolve_model_config(PixelConfig.smoke(), ds)
+    seed_everything(seed); cfg = resolve_model_config(PixelConfig.smoke(), ds); cfg.model.context = context
     m = cfg.build_model()
     for conv in (m.head, m.flow): nn.init.normal_(conv.weight, std=0.05)
     return save_checkpoint(path, m, step=0, config=cfg)
@@ -42,6 +42,7 @@ def test_clicking_an_action_changes_the_frame_and_the_step_counter(pix):
     w.parts["reset"].click()
     assert ex.t == 0 and w.parts["image"].value == before  # reset: the same real start, the same frame
     assert w.parts["tau"].layout.display == "none" and not ex.samples  # the pixel model does not sample: no temperature slider
+    assert w.parts["keys"] is None  # actions of an unknown game have no arrow keys
 
 def test_the_dream_is_the_model_step_by_step(pix):
     "Explorer.step is dream_step + dream_decode from the real start: the same frames as stepping the model by hand."
@@ -49,7 +50,7 @@ def test_the_dream_is_the_model_step_by_step(pix):
     ex = Explorer(ck, ds)
     ep = ds.episode(0); k = ex.context
     x = torch.as_tensor(np.array(ep["frames"][:k])).permute(0, 3, 1, 2).float()[None] / 255
-    st = ex.model.dream_start(x, torch.as_tensor(ep["actions"][:k - 1])[None])
+    st = ex.model.dream_start(x, torch.as_tensor(np.array(ep["actions"][:k - 1]))[None])
     for a in (1, 3, 0):
         st, _, _ = ex.model.dream_step(st, torch.tensor([a]))
         assert torch.allclose(ex.step(a), ex.model.dream_decode(st)[0])
@@ -73,10 +74,12 @@ def test_bad_checkpoints_give_a_message_in_the_widget_not_a_traceback(pix, tmp_p
     bad = tmp_path/"garbage.pt"; bad.write_bytes(b"not a checkpoint")
     other = write_dataset(tmp_path/"states", pixel=False)
     wrong = rssm_checkpoint(tmp_path/"rssm.pt", other)  # a model of another environment (5-dim states)
-    for path, says in (("no/such/best.pt", "FileNotFoundError: no/such/best.pt"), (bad, str(bad)), (wrong, "shape")):
+    long = pixel_checkpoint(tmp_path/"long.pt", ds, context=20)  # fits the data, but needs more context than episode 0 has
+    for path, says in (("no/such/best.pt", "FileNotFoundError: no/such/best.pt"), (bad, str(bad)), (wrong, "shape"),
+                       (long, "ValueError: held-out episode 0 has 14 steps; the model needs 20")):
         w.parts["checkpoint"].value = str(path); w.parts["load"].click()
         assert says in w.parts["msg"].value and "Traceback" not in w.parts["msg"].value, w.parts["msg"].value
-        assert "\n" not in w.parts["msg"].value and ex.t == 1 and ex.checkpoint == str(ck)  # the model and the dream are kept
+        assert "\n" not in w.parts["msg"].value and ex.t == 1 and ex.checkpoint == str(ck) and ex.context == 4  # all kept
     w.parts["checkpoint"].value = str(ck); w.parts["load"].click()
     assert w.parts["msg"].value == "" and ex.t == 0
     with pytest.raises(FileNotFoundError, match="no dataset there"): Explorer(ck, tmp_path/"nowhere")
@@ -136,5 +139,7 @@ def test_dream_vs_real_steps_the_real_game_beside_the_dream(tmp_path):
     for _ in range(5): v.parts["actions"].children[7].click()  # → five times
     assert len(ex.scores) == 5 and all(np.isfinite(ex.scores)) and v.parts["curve"].value != curve0
     assert v.parts["real"].value != real0 and "PSNR" in v.parts["status"].value
+    v.parts["keys"]._handle_mouse_msg(None, {"type": "keydown", "key": "ArrowRight"}, [])  # the arrow key, as ipyevents delivers it
+    assert ex.t == 6 and len(ex.scores) == 6
     v.parts["reset"].click()
     assert torch.equal(ex.real_frame, first) and ex.scores == []  # the held-out level replays exactly

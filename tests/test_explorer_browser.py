@@ -5,12 +5,13 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
-from test_cli import write_dataset
 from test_explorer import pixel_checkpoint
+from worldmodels_nb.data import EpisodeDataset, collect
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT/"tests"/"artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+STEP = "() => [...document.querySelectorAll('.jp-OutputArea .widget-html-content')].some(e => e.innerText.includes('step {}'))"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
 def need(ok: bool, why: str):
@@ -35,8 +36,8 @@ def wait_for_server(url: str, proc, timeout: float = 120):
 @pytest.fixture
 def lab(tmp_path):
     "A JupyterLab server on a free localhost port with a token, rooted at a folder holding a tiny explorer notebook."
-    ds = write_dataset(tmp_path/"frames")
-    ck = pixel_checkpoint(tmp_path/"pixel.pt", ds)
+    ds = EpisodeDataset(collect("procgen:coinrun", 300, tmp_path/"coin", policy="sticky", levels="100000:100002", seed=0, progress=False))
+    ck = pixel_checkpoint(tmp_path/"pixel.pt", ds)  # a tiny pixel model of CoinRun whose frames move
     nb = new_notebook(cells=[new_code_cell(f"from worldmodels_nb.explorer import Explorer\nex = Explorer({str(ck)!r}, {str(ds.path)!r})\nex.play()")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(tmp_path/"explore.ipynb"))
@@ -80,12 +81,13 @@ def test_clicking_an_action_in_jupyterlab_changes_the_frame(lab):
             status.wait_for(timeout=30_000)
             assert "step 0" in status.inner_text()
             before_src, before_px = img.get_attribute("src"), img.screenshot()
-            page.locator(".jp-OutputArea button.jupyter-button", has_text="2").first.click()
+            page.locator(".jp-OutputArea button.jupyter-button", has_text="→").first.click()
             page.wait_for_function("([sel, old]) => document.querySelector(sel).getAttribute('src') !== old",
                                    arg=[".jp-OutputArea .widget-image", before_src], timeout=30_000)
-            page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea .widget-html-content')].some(e => e.innerText.includes('step 1'))",
-                                   timeout=30_000)
+            page.wait_for_function(STEP.format(1), timeout=30_000)
             after_px = img.screenshot()
+            img.hover(); page.keyboard.press("ArrowRight")  # the arrow key, with the mouse over the frame
+            page.wait_for_function(STEP.format(2), timeout=30_000)
             page.screenshot(path=str(shot), full_page=True)
             print(f"screenshot: {shot}")
         finally: browser.close()
