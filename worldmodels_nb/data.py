@@ -1,4 +1,4 @@
-"""Collect real environment steps into episode-contiguous, memory-mapped shards; read them back as clip batches (windows and sequences) that never cross an episode boundary, fast; import FACTR replay buffers; inspect and split datasets; collect the course's one CoinRun dataset pair.
+"""Collect real environment steps into episode-contiguous, memory-mapped shards; read them back as clip batches (windows and sequences) that never cross an episode boundary, fast; import FACTR replay buffers (details in an appendix); inspect and split datasets; collect the course's one CoinRun dataset pair.
 
 Docs: https://worldmodels-nb.github.io/worldmodels_nb/data.html.md"""
 
