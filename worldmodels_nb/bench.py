@@ -33,8 +33,11 @@ def register(name: str, add_args: Callable | None = None):
 
 def rate(fn: Callable[[int], object], seconds: float, per_call: int) -> float:
     "Items per second of calling `fn(i)` (each call yields `per_call` items) for about `seconds`."
-    fn(0); n, t0 = 0, time.perf_counter()
-    while (dt := time.perf_counter() - t0) < seconds: fn(n + 1); n += 1
+    fn(0)
+    n, t0 = 0, time.perf_counter()
+    while (dt := time.perf_counter() - t0) < seconds:
+        fn(n + 1)
+        n += 1
     return n * per_call / dt
 
 # %% ../nbs/92_bench.ipynb #62511880
@@ -46,7 +49,8 @@ def raw_procgen_rate(num_envs: int = 32, seconds: float = 2.0, game: str = "coin
                          num_threads=0 if num_envs == 1 else min(4, os.cpu_count() or 1))
     rng = np.random.default_rng(0)
     def step(i):
-        env.act(rng.integers(0, 15, num_envs, dtype=np.int32)); env.observe()
+        env.act(rng.integers(0, 15, num_envs, dtype=np.int32))
+        env.observe()
     return rate(step, seconds, num_envs)
 
 # %% ../nbs/92_bench.ipynb #13011b4b
@@ -56,7 +60,8 @@ def naive_sample(ds: EpisodeDataset, batch_size: int, T: int, rng: np.random.Gen
     starts, items = ds._valid(T), []
     for _ in range(batch_size):
         i = int(starts[rng.integers(len(starts))])
-        sh = int(np.searchsorted(ds._offsets, i, side="right") - 1); lo = i - int(ds._offsets[sh])
+        sh = int(np.searchsorted(ds._offsets, i, side="right") - 1)
+        lo = i - int(ds._offsets[sh])
         a = ds._arrays[sh]
         items.append(dict(frames=torch.from_numpy(np.array(a["frames"][lo:lo + T])).permute(0, 3, 1, 2).float().div(255),
                           actions=torch.as_tensor(np.array(a["actions"][lo:lo + T])), rewards=torch.as_tensor(np.array(a["rewards"][lo:lo + T]))))
@@ -64,7 +69,8 @@ def naive_sample(ds: EpisodeDataset, batch_size: int, T: int, rng: np.random.Gen
 
 def loader_rates(ds: EpisodeDataset, seconds: float = 2.0, batch_size: int = 128, T: int = 5) -> dict:
     "Samples/s of `ds.sample` (uint8, and converted to float) and of `naive_sample`, with one torch thread as in a DataLoader worker."
-    threads = torch.get_num_threads(); torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         fast = rate(lambda i: ds.sample(batch_size, T, i), seconds, batch_size)
         fast_f = rate(lambda i: ds.sample(batch_size, T, i)["frames"].float().div_(255), seconds, batch_size)
@@ -90,7 +96,8 @@ def bench_data(seconds: float = 2.0, num_envs: int = 32, collect_steps: int = 65
         collect("procgen:coinrun", collect_steps, d, levels="0:500", num_envs=num_envs, shard_size=collect_steps // 2, progress=False)
         coll = collect_steps / (time.perf_counter() - t0)
         raw = (raw + raw_procgen_rate(num_envs, seconds / 2)) / 2  # before and after: a shared machine's load drifts
-        ds = EpisodeDataset(d); _warm(ds)
+        ds = EpisodeDataset(d)
+        _warm(ds)
         loaders = loader_rates(ds, seconds, batch_size, T)
     return dict(env="procgen:coinrun", num_envs=num_envs, raw_env_steps_per_s=raw, collect_steps_per_s=coll,
                 collect_vs_raw=coll / raw, collect_steps=collect_steps, sample_batch_size=batch_size, sample_T=T, **loaders)
@@ -104,9 +111,16 @@ def _train_batches(batch_size: int, T: int = 5, num_actions: int = 15, n: int = 
 def bare_loop_rate(make_model, batches: list, steps: int) -> float:
     "Steps/s of a bare loss -> backward -> AdamW step loop over `steps` steps (after one warm-up step)."
     from worldmodels_nb.core import seed_everything
-    seed_everything(0); m = make_model(); opt = torch.optim.AdamW(m.parameters(), 1e-3)
-    def step(i): loss = m.loss(batches[i % len(batches)])["loss"]; opt.zero_grad(); loss.backward(); opt.step()
-    step(0); t0 = time.perf_counter()
+    seed_everything(0)
+    m = make_model()
+    opt = torch.optim.AdamW(m.parameters(), 1e-3)
+    def step(i):
+        loss = m.loss(batches[i % len(batches)])["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    step(0)
+    t0 = time.perf_counter()
     for i in range(steps): step(i + 1)
     return steps / (time.perf_counter() - t0)
 
@@ -134,13 +148,15 @@ def bench_train(seconds: float = 2.0, batch_size: int = 32, width: int = 32) -> 
     from worldmodels_nb.vae import VAEConfig
     from worldmodels_nb.mdnrnn import MDNRNNConfig
     out = {}
-    rc = RSSMConfig.quick(); rc.model.obs_shape, rc.model.action_dim = [17], 6  # HalfCheetah-v5 sizes
+    rc = RSSMConfig.quick()
+    rc.model.obs_shape, rc.model.action_dim = [17], 6  # HalfCheetah-v5 sizes
     g = torch.Generator().manual_seed(0)
     rssm_batches = [dict(frames=torch.randn(batch_size, rc.seq_len, 17, generator=g), actions=torch.rand(batch_size, rc.seq_len, 6, generator=g) * 2 - 1,
                          rewards=torch.zeros(batch_size, rc.seq_len), dones=torch.zeros(batch_size, rc.seq_len, dtype=torch.bool)) for _ in range(4)]
     vc = VAEConfig.quick()  # the paper's ConvVAE (width 32, z 32), as trained in 05_vae
     vae_batches = [dict(frames=b["frames"][:, :1]) for b in _train_batches(batch_size)]
-    mc = MDNRNNConfig.quick(); mc.model.num_actions = 15  # LSTM 256, K=5, sequences of 32 CoinRun codes, as in 06_mdnrnn
+    mc = MDNRNNConfig.quick()
+    mc.model.num_actions = 15  # LSTM 256, K=5, sequences of 32 CoinRun codes, as in 06_mdnrnn
     T = mc.seq_len
     mdn_batches = [dict(frames=torch.randn(batch_size, T, 64, generator=g), actions=torch.randint(0, 15, (batch_size, T), generator=g),
                         rewards=torch.zeros(batch_size, T), dones=torch.zeros(batch_size, T, dtype=torch.bool),
@@ -172,9 +188,12 @@ def main(argv=None) -> int:
         sp.add_argument("--out", help="also write the results as JSON here")
         sp.add_argument("--seconds", type=positive_float, default=2.0, help="seconds per rate measurement")
         if name in BENCH_ARGS: BENCH_ARGS[name](sp)
-    a = vars(p.parse_args(argv)); name, out = a.pop("name"), a.pop("out")
+    a = vars(p.parse_args(argv))
+    name, out = a.pop("name"), a.pop("out")
     try: r = BENCHES[name](**a)
     except USER_ERRORS as e: sys.exit(f"wm-bench {name}: {e}")
     print(format_results(name, r))
-    if out: atomic_write_text(out, json.dumps(dict(bench=name, **r), indent=1)); print(f"wrote {out}")
+    if out:
+        atomic_write_text(out, json.dumps(dict(bench=name, **r), indent=1))
+        print(f"wrote {out}")
     return 0

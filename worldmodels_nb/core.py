@@ -117,7 +117,9 @@ def check_config(cfg, prefix: str = ""):
     "Raise a one-line ConfigError for a value no run can mean (`train.max_steps=-3`), in `cfg` and its nested configs; returns `cfg`."
     for f in fields(cfg):
         v, key = getattr(cfg, f.name), prefix + f.name
-        if is_dataclass(v): check_config(v, f"{key}."); continue
+        if is_dataclass(v):
+            check_config(v, f"{key}.")
+            continue
         ok, what = _RULES.get(f.name, (None, ""))
         if ok and isinstance(v, (int, float)) and not isinstance(v, bool) and not ok(v):
             raise ConfigError(f"bad value {key}={v}: it must be {what}")
@@ -152,20 +154,27 @@ _HELD: dict = {}  # resolved folder -> how many times this process holds its loc
 def folder_lock(folder, blocking: bool = False, what: str = "run folder"):
     "Hold an exclusive lock on `folder/.lock` (holding our PID) while writing `folder`; busy and not `blocking`: FolderBusyError."
     import fcntl
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True); key = folder.resolve()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = folder.resolve()
     if _HELD.get(key): _HELD[key] += 1  # this process holds it already
     else:
         fd = os.open(folder/".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try: fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
-            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"; os.close(fd)
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
             raise FolderBusyError(f"{what} {folder} is being written by process {pid}; wait for it to finish or use another folder") from None
-        os.ftruncate(fd, 0); os.pwrite(fd, str(os.getpid()).encode(), 0); _HELD[key] = 1
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _HELD[key] = 1
     try: yield folder
     finally:
         _HELD[key] -= 1
         if not _HELD[key]:
-            del _HELD[key]; os.ftruncate(fd, 0); os.close(fd)  # closing releases the lock
+            del _HELD[key]
+            os.ftruncate(fd, 0)
+            os.close(fd)  # closing releases the lock
 
 # %% ../nbs/00_core.ipynb #b78de57a
 RUN_SUBDIRS = ("checkpoints", "images", "videos", "plots")
@@ -180,7 +189,9 @@ def make_run_dir(stage: str, env: str = "", root="runs") -> Path:
     base = Path(root)/"_".join(slug(p) for p in (ts, stage, env) if p)
     path, i = base, 1
     while True:  # mkdir is atomic: two runs started in the same second get two folders
-        try: path.mkdir(parents=True); break
+        try:
+            path.mkdir(parents=True)
+            break
         except FileExistsError: path, i = base.with_name(f"{base.name}-{i}"), i + 1
     for sub in RUN_SUBDIRS: (path/sub).mkdir(parents=True, exist_ok=True)
     return path
@@ -195,7 +206,9 @@ def find_runs(stage: str, env: str, roots) -> list[Path]:
 # %% ../nbs/00_core.ipynb #89453623
 def seed_everything(seed: int):
     "Seed python's `random`, NumPy and torch (all devices)."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 def get_device(device: str = "auto") -> torch.device:
     "The torch device for `'auto' | 'cpu' | 'cuda[:N]' | 'mps'`; asking for one that is absent is an error."
@@ -313,16 +326,21 @@ def lr_factor(step: int, total: int, warmup: int = 0, kind: str = "cosine") -> f
 # %% ../nbs/00_core.ipynb #8be279d8
 class CSVLog:
     "Append-only CSV of metric rows keyed by `step`; `truncate(step)` drops rows after a resume point."
-    def __init__(self, path): self.path = Path(path); self.rows = self._read()
+    def __init__(self, path):
+        self.path = Path(path)
+        self.rows = self._read()
     def _read(self):
         if not self.path.exists(): return []
         with open(self.path, newline="") as f: return [dict(r) for r in csv.DictReader(f)]
     def truncate(self, step: int):
-        self.rows = [r for r in self.rows if int(float(r["step"])) <= step]; self._write_all()
+        self.rows = [r for r in self.rows if int(float(r["step"])) <= step]
+        self._write_all()
     def _write_all(self):
         cols = list(dict.fromkeys(k for r in self.rows for k in r))
         with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, cols, restval=""); w.writeheader(); w.writerows(self.rows)
+            w = csv.DictWriter(f, cols, restval="")
+            w.writeheader()
+            w.writerows(self.rows)
     def log(self, row: dict):
         row = {"step": row["step"], **{k: v for k, v in row.items() if k != "step"}}
         new_cols = not self.rows or any(k not in self.rows[0] for k in row)
@@ -339,13 +357,16 @@ def init_distributed(device: torch.device) -> torch.device:
     "Start the process group under torchrun (NCCL on CUDA, gloo otherwise); returns this rank's device."
     if dist_info()[1] == 1 or dist.is_initialized(): return device
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))); torch.cuda.set_device(device)
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device
 
 class LossModule(nn.Module):
     "Makes `model.loss(batch)` the `forward` of a module, so DistributedDataParallel can sync its gradients."
-    def __init__(self, model): super().__init__(); self.wrapped = model
+    def __init__(self, model):
+        super().__init__()
+        self.wrapped = model
     def forward(self, batch): return self.wrapped.loss(batch)
 
 # %% ../nbs/00_core.ipynb #622cfaa9
@@ -354,10 +375,14 @@ def batch_stream(data, start_step: int = 0):
     rank, world = dist_info()
     if callable(data) and not hasattr(data, "__iter__"):
         step = start_step
-        while True: yield data(step * world + rank); step += 1
+        while True:
+            yield data(step * world + rank)
+            step += 1
     while True:
         n = 0
-        for b in data: n += 1; yield b
+        for b in data:
+            n += 1
+            yield b
         if n == 0: raise ValueError("training data is empty: it yielded no batch")
 
 # %% ../nbs/00_core.ipynb #3239ee72
@@ -424,7 +449,8 @@ class _Loggers:
 @torch.no_grad()
 def validate(model, val_data, num_batches: int, device) -> dict:
     "Mean of every loss term over up to `num_batches` validation batches (model in eval mode)."
-    was_training = model.training; model.eval()
+    was_training = model.training
+    model.eval()
     sums, n = {}, 0
     batches = (val_data(i) for i in range(num_batches)) if callable(val_data) and not hasattr(val_data, "__iter__") else val_data
     for i, batch in enumerate(batches):
@@ -457,7 +483,8 @@ def _setup(model, cfg, run_dir, config, optimizer, resume):
     step, best, extra = 0, math.inf, {}
     if resume and last.exists():
         st = load_checkpoint(last, model, opt, sched, restore_rng=True)
-        step, extra = st["step"], st["extra"]; best = extra.get("best", math.inf)
+        step, extra = st["step"], st["extra"]
+        best = extra.get("best", math.inf)
     net = LossModule(model)
     if dist_info()[1] > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
@@ -467,7 +494,8 @@ def _setup(model, cfg, run_dir, config, optimizer, resume):
 def _fit(model, train_data, cfg: TrainConfig, run_dir: Path, val_data, config, val_fn, log_fn, optimizer, resume, progress) -> FitResult:
     "`fit`'s body, run while it holds the run folder's lock."
     t0 = time.time()
-    rank, world = dist_info(); main = rank == 0
+    rank, world = dist_info()
+    main = rank == 0
     device, net, opt, sched, step, best, extra = _setup(model, cfg, run_dir, config, optimizer, resume)  # refuses another stage's folder first
     threads = choose_threads(cfg.threads, os.environ.get("OMP_NUM_THREADS"), *machine_load(), resumed=extra.get("threads", 0))
     torch.set_num_threads(threads)
@@ -494,15 +522,20 @@ def _fit(model, train_data, cfg: TrainConfig, run_dir: Path, val_data, config, v
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-            opt.step(); sched.step(); step += 1; bar.update(1)
+            opt.step()
+            sched.step()
+            step += 1
+            bar.update(1)
             for k, v in losses.items(): sums[k] = sums.get(k, 0.0) + v.detach()
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + gnorm.detach(); n += 1
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + gnorm.detach()
+            n += 1
             done = step == cfg.max_steps
             if step % cfg.log_every == 0 or done:
                 dt = time.time() - t_log
                 train_row = {"step": step, **{k: _item(v) / n for k, v in sums.items()}, "lr": sched.get_last_lr()[0],
                              "steps_per_s": n / max(dt, 1e-9), "samples_per_s": n * cfg.batch_size * world / max(dt, 1e-9), "threads": threads}
-                logs.log("train", train_row); bar.set_postfix(loss=f"{train_row['loss']:.4g}")
+                logs.log("train", train_row)
+                bar.set_postfix(loss=f"{train_row['loss']:.4g}")
                 if log_fn and main: log_fn(model, step, run_dir)
                 sums, n, t_log = {}, 0, time.time()
             if val_data is not None and (step % cfg.val_every == 0 or done):
@@ -513,7 +546,9 @@ def _fit(model, train_data, cfg: TrainConfig, run_dir: Path, val_data, config, v
                     if cfg.monitor not in val_row:
                         raise ConfigError(f"train.monitor={cfg.monitor!r} is not among the validation metrics; choose one of: "
                                           + ", ".join(k for k in val_row if k != "step"))
-                    if val_row.get(cfg.monitor, math.inf) < best: best = val_row[cfg.monitor]; ckpt("best.pt")
+                    if val_row.get(cfg.monitor, math.inf) < best:
+                        best = val_row[cfg.monitor]
+                        ckpt("best.pt")
                 if world > 1: dist.barrier()
             if step % cfg.ckpt_every == 0 or done:
                 if main:
@@ -521,7 +556,8 @@ def _fit(model, train_data, cfg: TrainConfig, run_dir: Path, val_data, config, v
                     if val_data is None: ckpt("best.pt")
                 if world > 1: dist.barrier()
     finally:
-        bar.close(); logs.close()
+        bar.close()
+        logs.close()
     return FitResult(run_dir, step, train_row, val_row, best, time.time() - t0)
 
 
@@ -552,4 +588,5 @@ def interactive_export() -> bool:
     "Export the library from the notebooks (`nbdev_export`) when a person runs this cell; returns whether it did."
     if not interactive_session(): return False
     from nbdev.doclinks import nbdev_export as export_library  # (a cell containing that name followed by '(' is skipped by nbdev-test)
-    export_library(); return True
+    export_library()
+    return True

@@ -1,4 +1,4 @@
-"""Collect real environment steps into episode-contiguous, memory-mapped shards; read them back as clip batches (windows and sequences) that never cross an episode boundary, fast; import FACTR replay buffers; inspect and split datasets; collect the course's one CoinRun dataset pair.
+"""Collect real environment steps into episode-contiguous, memory-mapped shards; read them back as clip batches (windows and sequences) that never cross an episode boundary, fast; import FACTR replay buffers (details in an appendix); inspect and split datasets; collect the course's one CoinRun dataset pair.
 
 Docs: https://worldmodels-nb.github.io/worldmodels_nb/data.html.md"""
 
@@ -116,7 +116,8 @@ def run_vec_env(venv, policy, steps_per_env: int, progress=None, alloc: Callable
         if ended.any() and hasattr(policy, "reset"): policy.reset(ended)
         if progress is not None and t % 16 == 15: progress.update(16 * N)
     if progress is not None: progress.update((steps_per_env % 16) * N)
-    buf["truncated"][:, -1] |= ~buf["done"][:, -1]; buf["done"][:, -1] = True  # the budget ends every open episode
+    buf["truncated"][:, -1] |= ~buf["done"][:, -1]
+    buf["done"][:, -1] = True  # the budget ends every open episode
     return flat  # env-major: (N*S, ...)
 
 # %% ../nbs/02_data.ipynb #ae08ef73
@@ -162,7 +163,8 @@ def _collect_shard(out: Path, sid: int, venv, policy, steps_per_env: int, bar) -
 
 def _drop_shards(out: Path, m: dict, keep: int):
     "Forget shards `keep`, `keep+1`, ... (manifest first, then files)."
-    gone, m["shards"] = m["shards"][keep:], m["shards"][:keep]; write_manifest(out, m)
+    gone, m["shards"] = m["shards"][keep:], m["shards"][:keep]
+    write_manifest(out, m)
     for s in gone:
         for f in FIELDS: shard_file(out, s["id"], f).unlink(missing_ok=True)
 
@@ -197,7 +199,9 @@ def _collect_into(out: Path, settings: dict, steps: int, policy, env_fn, progres
     env_id, seed, shard_size, num_envs = (settings[k] for k in ("env_id", "seed", "shard_size", "num_envs"))
     max_episode_steps, policy_kwargs = settings["max_episode_steps"], settings["policy_kwargs"]
     m = _check_folder(out, settings)
-    if m: settings = m["settings"]; shard_size, num_envs = settings["shard_size"], settings["num_envs"]  # resume as it began
+    if m:
+        settings = m["settings"]
+        shard_size, num_envs = settings["shard_size"], settings["num_envs"]  # resume as it began
     make = env_fn or (lambda s: make_vec_env(env_id, num_envs, seed=s, max_episode_steps=max_episode_steps, **env_kwargs))
     if m and (bad := _first_broken(out, m)) is not None: _drop_shards(out, m, bad)  # damaged files: recollect from there
     if m and m["shards"] and m["shards"][-1].get("budget", shard_size) < shard_size and m["total_steps"] < steps:
@@ -221,7 +225,9 @@ def _collect_into(out: Path, settings: dict, steps: int, policy, env_fn, progres
             done, sid = done + len(data["frames"]), sid + 1
     finally:
         if bar is not None: bar.close()
-    if m["target_steps"] < steps: m["target_steps"] = int(steps); write_manifest(out, m)
+    if m["target_steps"] < steps:
+        m["target_steps"] = int(steps)
+        write_manifest(out, m)
     return out
 
 # %% ../nbs/02_data.ipynb #d2307e91
@@ -280,7 +286,8 @@ class EpisodeDataset:
         self._starts = {}
 
     def _view(self, episodes) -> "EpisodeDataset":
-        v = object.__new__(EpisodeDataset); v.__dict__.update(self.__dict__)
+        v = object.__new__(EpisodeDataset)
+        v.__dict__.update(self.__dict__)
         v.episodes, v._starts = np.asarray(episodes, np.int64), {}
         return v
 
@@ -302,7 +309,9 @@ class EpisodeDataset:
     def norm_stats(self) -> dict | None: return self.manifest.get("norm_stats")
     def __len__(self): return self.num_steps
     def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != "_arrays"}  # pickles small: no frames
-    def __setstate__(self, st): self.__dict__.update(st); self._arrays = _open_shards(self.path, self.manifest)
+    def __setstate__(self, st):
+        self.__dict__.update(st)
+        self._arrays = _open_shards(self.path, self.manifest)
     def __repr__(self): return f"EpisodeDataset({str(self.path)!r}: {self.num_episodes} episodes, {self.num_steps} steps, obs {self.obs_shape})"
 
 # %% ../nbs/02_data.ipynb #4e8cbb35
@@ -385,8 +394,10 @@ def split(self: EpisodeDataset, val_fraction: float = 0.1, seed: int = 0) -> tup
 @patch
 def episode(self: EpisodeDataset, i: int) -> dict:
     "All rows of the `i`-th episode of this view, as NumPy arrays."
-    g = int(self._ep_start[self.episodes[i]]); sh = int(np.searchsorted(self._offsets, g, side="right") - 1)
-    lo = g - self._offsets[sh]; hi = lo + self._ep_len[self.episodes[i]]
+    g = int(self._ep_start[self.episodes[i]])
+    sh = int(np.searchsorted(self._offsets, g, side="right") - 1)
+    lo = g - self._offsets[sh]
+    hi = lo + self._ep_len[self.episodes[i]]
     return {f: np.asarray(self._arrays[sh][f][lo:hi]) for f in FIELDS}
 
 # %% ../nbs/02_data.ipynb #ab6634be
@@ -448,7 +459,9 @@ _BUILTINS_OK = {"list", "dict", "tuple", "set", "frozenset", "int", "float", "co
 
 class RestrictedUnpickler(pickle.Unpickler):
     "An unpickler that rebuilds only NumPy arrays / scalars and builtin containers."
-    def __init__(self, file, source: str = "the pickle"): super().__init__(file); self.source = source
+    def __init__(self, file, source: str = "the pickle"):
+        super().__init__(file)
+        self.source = source
     def find_class(self, module, name):
         ok = (module, name) in _NUMPY_OK or (module == "builtins" and name in _BUILTINS_OK) or (module, name) == ("collections", "OrderedDict")
         ok = ok or (module == "numpy" and isinstance(getattr(np, name, None), type) and issubclass(getattr(np, name), np.generic))
@@ -546,8 +559,10 @@ def _write_factr(out: Path, settings: dict, eps: list, o0: dict, buf_path: Path,
     for k, ep in enumerate(eps):
         cur.append(ep)
         if sum(len(e["frames"]) for e in cur) >= shard_size or k == len(eps) - 1:
-            write_shard(out, m, {f: np.concatenate([e[f] for e in cur]) for f in FIELDS}); cur = []
-    m["target_steps"] = m["total_steps"]; write_manifest(out, m)
+            write_shard(out, m, {f: np.concatenate([e[f] for e in cur]) for f in FIELDS})
+            cur = []
+    m["target_steps"] = m["total_steps"]
+    write_manifest(out, m)
     return out
 
 # %% ../nbs/02_data.ipynb #33f8ab81
@@ -592,22 +607,27 @@ def _print_report(r: dict):
 
 def contact_sheet(ds: EpisodeDataset, path, rows: int = 6, cols: int = 8, seed: int = 0) -> Path:
     "Save a PNG of sampled frames (rows = episodes, columns = evenly spaced steps), or of state dims for low-dim data."
-    import matplotlib; import matplotlib.pyplot as plt
+    import matplotlib
+    import matplotlib.pyplot as plt
     eps = np.random.default_rng(seed).choice(ds.num_episodes, size=min(rows, ds.num_episodes), replace=False)
     if ds.is_pixel:
         fig, axs = plt.subplots(len(eps), cols, figsize=(cols * 1.1, len(eps) * 1.2), squeeze=False)
         for r, e in enumerate(eps):
             fr = ds.episode(int(e))["frames"]
             for c, t in enumerate(np.linspace(0, len(fr) - 1, cols).astype(int)):
-                axs[r, c].imshow(fr[t].squeeze()); axs[r, c].set_axis_off(); axs[r, c].set_title(f"ep{e} t={t}", fontsize=6)
+                axs[r, c].imshow(fr[t].squeeze())
+                axs[r, c].set_axis_off()
+                axs[r, c].set_title(f"ep{e} t={t}", fontsize=6)
     else:
         fig, axs = plt.subplots(len(eps), 1, figsize=(8, 1.6 * len(eps)), squeeze=False)
         for r, e in enumerate(eps):
             x = ds.episode(int(e))["frames"][:, :6]  # the first 6 state dims
-            axs[r, 0].plot(x, lw=0.7); axs[r, 0].set_ylabel(f"ep {e}", fontsize=7)
+            axs[r, 0].plot(x, lw=0.7)
+            axs[r, 0].set_ylabel(f"ep {e}", fontsize=7)
         axs[0, 0].legend([f"s[{i}]" for i in range(x.shape[1])], fontsize=6, ncol=6, loc="upper right")
         axs[-1, 0].set_xlabel("t")
-    fig.suptitle(f"{ds.manifest['env_id']}: {ds.num_episodes} episodes, {ds.num_steps} steps", fontsize=9); fig.tight_layout()
+    fig.suptitle(f"{ds.manifest['env_id']}: {ds.num_episodes} episodes, {ds.num_steps} steps", fontsize=9)
+    fig.tight_layout()
     with atomic_path(path) as tmp: fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
     return Path(path)
@@ -649,7 +669,8 @@ USER_ERRORS = (ValueError, FileNotFoundError, CheckpointError, FolderBusyError) 
 
 # %% ../nbs/02_data.ipynb #25adf2de
 def _fail(prog: str, e) -> int:
-    print(f"{prog}: {str(e).strip().splitlines()[0]}", file=sys.stderr); return 2
+    print(f"{prog}: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+    return 2
 
 def _collect_parser() -> argparse.ArgumentParser:
     p = CLIParser(prog="wm-collect", description="Collect environment steps (or import a FACTR buffer) into a dataset folder.")
@@ -691,7 +712,8 @@ def collect_main(argv=None) -> int:
 def inspect_main(argv=None) -> int:
     "Entry point of `wm-inspect`."
     p = CLIParser(prog="wm-inspect", description="Summarise a dataset folder and draw a contact sheet.")
-    p.add_argument("dir"); p.add_argument("--out", help="folder for the report and PNG (default DIR/inspect)")
+    p.add_argument("dir")
+    p.add_argument("--out", help="folder for the report and PNG (default DIR/inspect)")
     a = p.parse_args(argv)
     try:
         r = inspect_dataset(a.dir)
@@ -699,5 +721,6 @@ def inspect_main(argv=None) -> int:
         r["contact_sheet"] = str(contact_sheet(EpisodeDataset(a.dir), out/"contact_sheet.png"))
         atomic_write_text(out/"report.json", json.dumps(r, indent=1))
     except USER_ERRORS as e: return _fail("wm-inspect", e)
-    _print_report(r); print("contact sheet:", r["contact_sheet"])
+    _print_report(r)
+    print("contact sheet:", r["contact_sheet"])
     return 1 if r["problems"] else 0

@@ -53,7 +53,8 @@ def action_space(num_actions: int = 0, action_dim: int = 0, low=None, high=None)
     "Discrete(num_actions), or a Box of action_dim bounded by low/high (default [-1, 1])."
     if num_actions > 0: return gym.spaces.Discrete(num_actions)
     if action_dim <= 0: raise ConfigError("a model needs num_actions > 0 (discrete) or action_dim > 0 (continuous) to be dreamed in")
-    lo = np.array(low or [-1.0] * action_dim, np.float32); hi = np.array(high or [1.0] * action_dim, np.float32)
+    lo = np.array(low or [-1.0] * action_dim, np.float32)
+    hi = np.array(high or [1.0] * action_dim, np.float32)
     return gym.spaces.Box(lo, hi, dtype=np.float32)
 
 # %% ../nbs/07_dream.ipynb #8bcc74ee
@@ -148,7 +149,8 @@ def rollout(self: BatchedDream, policy, batch_size: int, seed: int | None = None
     for _ in range(max_steps or self.max_steps):
         live = ~self.over
         obs, r, term, trunc = self.step(policy(obs))
-        ret += r; length += live.long()
+        ret += r
+        length += live.long()
         if self.over.all(): break
     return ret, length
 

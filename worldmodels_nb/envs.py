@@ -36,7 +36,8 @@ def _unknown(env_id) -> ValueError:
 def _register(family: str):
     "Import the package that registers a family's Gymnasium ids."
     if family == "atari":
-        import ale_py; gym.register_envs(ale_py)
+        import ale_py
+        gym.register_envs(ale_py)
     elif family == "vizdoom":
         from vizdoom import gymnasium_wrapper  # noqa: F401  (registers Vizdoom* ids)
 
@@ -125,8 +126,11 @@ def _procgen_env(num: int, opts: dict, seed: int, num_threads: int = 0):
 
 class VecEnv:
     "`num_envs` environments stepped together; `step` auto-resets in the same step (obs[i] is the next episode's first frame)."
-    num_envs: int; env_id: str; kwargs: dict
-    single_observation_space: spaces.Space; single_action_space: spaces.Space
+    num_envs: int
+    env_id: str
+    kwargs: dict
+    single_observation_space: spaces.Space
+    single_action_space: spaces.Space
     def close(self): pass
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
@@ -162,7 +166,8 @@ class ProcgenVecEnv(VecEnv):
         "Advance all envs: (obs, rewards, terminated, truncated, info); ended envs already show their next first frame."
         if self._env is None: raise RuntimeError("call reset() before step()")
         self._env.act(np.asarray(actions, np.int32).reshape(self.num_envs))
-        rew, ob, first = self._env.observe(); self._t += 1
+        rew, ob, first = self._env.observe()
+        self._t += 1
         if first.any() or (self.max_episode_steps and self._t.max() >= self.max_episode_steps): term, trunc = self._label(first)
         else: term, trunc = np.zeros(self.num_envs, bool), np.zeros(self.num_envs, bool)
         return self._frames(ob["rgb"]), rew.astype(np.float32), term, trunc, {"first": first}
@@ -243,7 +248,8 @@ class Policy:
         mask = np.ones(self.num_envs, bool) if mask is None else np.asarray(mask, bool)
         self.prev[mask], self.fresh[mask] = self.sample(int(mask.sum())), True
     def __call__(self, obs=None) -> np.ndarray:
-        a = self.act(); self.prev, self.fresh = a, np.zeros(self.num_envs, bool)
+        a = self.act()
+        self.prev, self.fresh = a, np.zeros(self.num_envs, bool)
         return a.copy()
 
 class RandomPolicy(Policy):
@@ -254,7 +260,8 @@ class StickyPolicy(Policy):
     "Repeat the previous action with probability `p`, else draw a fresh uniform one."
     def __init__(self, action_space, num_envs, seed=0, p: float = 0.75):
         if not 0 <= p <= 1: raise ValueError(f"sticky p must be in [0, 1], got {p}")
-        super().__init__(action_space, num_envs, seed); self.p = p
+        super().__init__(action_space, num_envs, seed)
+        self.p = p
     def act(self):
         keep = (self.rng.random(self.num_envs) < self.p) | self.fresh  # a new episode starts from its initial action
         new = self.sample(self.num_envs)
@@ -265,7 +272,8 @@ class BrownianPolicy(Policy):
     def __init__(self, action_space, num_envs, seed=0, sigma: float = (1 / 50) ** 0.5):
         if not isinstance(action_space, spaces.Box):
             raise ValueError(f"the brownian policy needs a continuous (Box) action space, got {action_space}; use random or sticky")
-        super().__init__(action_space, num_envs, seed); self.sigma = sigma
+        super().__init__(action_space, num_envs, seed)
+        self.sigma = sigma
     def act(self):
         step = np.where(self.fresh[:, None], 0.0, self.sigma * self.rng.standard_normal(self.prev.shape))
         return np.clip(self.prev + step, self.space.low, self.space.high).astype(np.float32)

@@ -124,7 +124,8 @@ class LatentSequences:
         self.rewards = torch.from_numpy(cat("rewards").astype(np.float32))
         self.dones, self.truncated = torch.from_numpy(cat("done")), torch.from_numpy(cat("truncated"))
         lens = np.array([len(e["frames"]) for e in eps])
-        self.ep_start = np.r_[0, np.cumsum(lens)[:-1]]; self.ep_len = lens
+        self.ep_start = np.r_[0, np.cumsum(lens)[:-1]]
+        self.ep_len = lens
         self.ep_end = torch.from_numpy(np.repeat(self.ep_start + lens, lens))  # (N,) one past the last row of each row's episode
         self.path, self.action_space = ds.path, ds.action_space
 
@@ -305,21 +306,30 @@ def train_mdnrnn(cfg: MDNRNNConfig, train_ds, val_ds, out_dir="runs", run_dir=No
 # %% ../nbs/06_mdnrnn.ipynb #552cfd06
 class StaticZ(nn.Module):
     "Baseline: z_{t+1} ~ N(z_t, diag s^2), s^2 the mean squared step of the training codes."
-    def __init__(self): super().__init__(); self.register_buffer("log_s", torch.zeros(0))
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("log_s", torch.zeros(0))
     def fit(self, seqs: "LatentSequences", seed: int = 0):
         g, acc, n = torch.Generator().manual_seed(seed), 0.0, 0
         for b in seqs.batches(64, 256):
-            z = sample_latents(b["frames"], g); nxt = (b["mask"][:, 1:] & b["mask"][:, :-1]).float()[..., None]
-            acc = acc + ((z[:, 1:] - z[:, :-1]).pow(2) * nxt).sum((0, 1)); n += nxt.sum()
-        self.log_s = 0.5 * torch.log(acc / n); return self
+            z = sample_latents(b["frames"], g)
+            nxt = (b["mask"][:, 1:] & b["mask"][:, :-1]).float()[..., None]
+            acc = acc + ((z[:, 1:] - z[:, :-1]).pow(2) * nxt).sum((0, 1))
+            n += nxt.sum()
+        self.log_s = 0.5 * torch.log(acc / n)
+        return self
     def transition_log_prob(self, z, actions): return normal_logpdf(z[:, 1:], z[:, :-1], self.log_s).sum(-1)  # (B, T-1)
 
 class GaussianZ(nn.Module):
     "Baseline: z_{t+1} ~ N(m, diag v), the mean and variance of all training codes (ignores the past)."
-    def __init__(self): super().__init__(); self.register_buffer("m", torch.zeros(0)); self.register_buffer("log_s", torch.zeros(0))
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("m", torch.zeros(0))
+        self.register_buffer("log_s", torch.zeros(0))
     def fit(self, seqs: "LatentSequences", seed: int = 0):
         z = sample_latents(seqs.frames, torch.Generator().manual_seed(seed))
-        self.m, self.log_s = z.mean(0), 0.5 * torch.log(z.var(0)); return self
+        self.m, self.log_s = z.mean(0), 0.5 * torch.log(z.var(0))
+        return self
     def transition_log_prob(self, z, actions): return normal_logpdf(z[:, 1:], self.m, self.log_s).sum(-1)
 
 @patch
@@ -329,7 +339,8 @@ def noise_floor(seqs: "LatentSequences") -> float:
     "V's own noise: mean entropy of q(z|x) per dimension over the predicted rows, 0.5 * (log 2 pi e + log sigma^2); no M's NLL can go below it."
     lv = split_latents(seqs.frames)[1]
     has_next = torch.arange(len(seqs)) + 1 < seqs.ep_end  # rows t with a row t+1 in the same episode
-    nxt = torch.roll(has_next, 1); nxt[0] = False  # the rows that are predicted: t+1 for every such t
+    nxt = torch.roll(has_next, 1)
+    nxt[0] = False  # the rows that are predicted: t+1 for every such t
     return float((0.5 * (LOG_2PI + 1 + lv[nxt])).mean())
 
 @torch.no_grad()
@@ -343,13 +354,18 @@ def evaluate_latents(model, seqs: "LatentSequences", T: int = 64, seed: int = 0,
         b = {k: v.to(device) for k, v in b.items()}
         z = sample_latents(b["frames"], g) if sample else split_latents(b["frames"])[0]
         nxt = b["mask"][:, 1:] & b["mask"][:, :-1]
-        if isinstance(model, MDNRNN): p, r, d, _, _ = model(z, b["actions"]); lp = next_log_prob(p, z)  # one pass for all three heads
+        if isinstance(model, MDNRNN):
+            p, r, d, _, _ = model(z, b["actions"])
+            lp = next_log_prob(p, z)  # one pass for all three heads
         else: lp = model.transition_log_prob(z, b["actions"])
-        nll += float(-(lp * nxt).sum()); n += int(nxt.sum())
+        nll += float(-(lp * nxt).sum())
+        n += int(nxt.sum())
         if isinstance(model, MDNRNN):
             m = b["mask"]
-            r_se += float(((r - b["rewards"]).pow(2) * m).sum()); nr += int(m.sum())
-            dscore.append(torch.sigmoid(d)[m].cpu()); dlab.append((b["dones"] & ~b["truncated"])[m].cpu())
+            r_se += float(((r - b["rewards"]).pow(2) * m).sum())
+            nr += int(m.sum())
+            dscore.append(torch.sigmoid(d)[m].cpu())
+            dlab.append((b["dones"] & ~b["truncated"])[m].cpu())
     if was is not None: model.train(was)
     out = dict(nll_per_dim=nll / max(n, 1) / (seqs.frames.shape[-1] // 2), transitions=n)  # rows are [mu, logvar]: Z = width / 2
     if dscore:
@@ -401,10 +417,13 @@ class VMWorldModel(nn.Module):
 
 class VOracle(nn.Module):
     "The V ceiling: 'predicts' each future frame as V's reconstruction of the true frame (needs the targets: cheats)."
-    def __init__(self, vae, targets_fn): super().__init__(); self.vae, self.targets_fn = vae, targets_fn
+    def __init__(self, vae, targets_fn):
+        super().__init__()
+        self.vae, self.targets_fn = vae, targets_fn
     def observe(self, frames, actions): return None
     def imagine(self, state, actions):
-        x = self.targets_fn(); B, H = x.shape[:2]
+        x = self.targets_fn()
+        B, H = x.shape[:2]
         return self.vae.reconstruct(x.reshape(B * H, *x.shape[2:])).reshape(x.shape)
 
 # %% ../nbs/06_mdnrnn.ipynb #264234ae

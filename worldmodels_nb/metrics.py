@@ -107,7 +107,8 @@ class MeanFrame(nn.Module):
         batches = [data] if torch.is_tensor(data) else (b["frames"] if isinstance(b, dict) else b for b in data)
         total, n = 0.0, 0
         for x in batches:
-            x = to_unit(torch.as_tensor(x)); x = x.reshape(-1, *x.shape[-_fdims(x):])  # (N, C, H, W) | (N, D)
+            x = to_unit(torch.as_tensor(x))
+            x = x.reshape(-1, *x.shape[-_fdims(x):])  # (N, C, H, W) | (N, D)
             total, n = total + x.sum(0, dtype=torch.float64), n + len(x)
         if n == 0: raise ValueError("MeanFrame.fit got no frames; pass a (N, C, H, W) tensor or clip batches")
         self.mean = (total / n).float().to(self.mean.device)
@@ -115,9 +116,12 @@ class MeanFrame(nn.Module):
     def _check(self):
         if self.mean.numel() == 0: raise RuntimeError("MeanFrame is not fitted; call MeanFrame().fit(training_frames) first")
     def loss(self, batch):
-        self._check(); x = to_unit(batch["frames"])
+        self._check()
+        x = to_unit(batch["frames"])
         return {"loss": mse(x, self.mean.expand_as(x), _fdims(x)).mean()}
-    def observe(self, frames, actions): self._check(); return frames[:, -1]
+    def observe(self, frames, actions):
+        self._check()
+        return frames[:, -1]
     def imagine(self, state, actions): return self.mean.expand(len(state), actions.shape[1], *self.mean.shape)  # (B, H, C, H, W)
 
 # %% ../nbs/03_metrics.ipynb #1d10dc0a
@@ -146,7 +150,8 @@ def _batches(clips: Iterable[dict], max_clips: int | None):
     n = 0
     for b in clips:
         if max_clips is not None and n >= max_clips: return
-        B = len(b["frames"]); take = B if max_clips is None else min(B, max_clips - n)
+        B = len(b["frames"])
+        take = B if max_clips is None else min(B, max_clips - n)
         yield b if take == B else {k: v[:take] for k, v in b.items()}
         n += take
 
@@ -179,7 +184,9 @@ def _sq_err(pred: Tensor, target: Tensor, std=None) -> Tensor:
 def _eval_mode(model):
     "Put an nn.Module in eval mode; return its previous training flag (or None)."
     if not isinstance(model, nn.Module): return None
-    flag = model.training; model.eval(); return flag
+    flag = model.training
+    model.eval()
+    return flag
 
 # %% ../nbs/03_metrics.ipynb #9944f9dc
 @torch.no_grad()
@@ -248,7 +255,8 @@ def plot_metric_vs_horizon(results: dict, metric: str = "psnr", path=None, basel
 def derangement(n: int, seed: int = 0) -> Tensor:
     "A seeded permutation of range(n) with no fixed point (for n >= 2): row i takes row idx[i]."
     p = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    idx = torch.empty_like(p); idx[p] = p.roll(-1)
+    idx = torch.empty_like(p)
+    idx[p] = p.roll(-1)
     return idx
 
 @torch.no_grad()
@@ -315,10 +323,14 @@ def image_strip(context, pred, target, path=None, steps: int = 8):
     if p.shape != t.shape: raise ValueError(f"prediction and target shapes differ: got {p.shape} vs {t.shape}")
     hs = np.unique(np.linspace(0, len(p) - 1, min(steps, len(p))).round().astype(int))
     fig, axs = plt.subplots(2, len(c) + len(hs), figsize=(1.3 * (len(c) + len(hs)), 2.9), squeeze=False)
-    for j, im in enumerate(c): axs[0, j].imshow(im); axs[0, j].set_title(f"context {j - len(c) + 1}", fontsize=8)
+    for j, im in enumerate(c):
+        axs[0, j].imshow(im)
+        axs[0, j].set_title(f"context {j - len(c) + 1}", fontsize=8)
     for j, h in enumerate(hs):
-        axs[0, len(c) + j].imshow(t[h]); axs[0, len(c) + j].set_title(f"real h={h + 1}", fontsize=8)
-        axs[1, len(c) + j].imshow(p[h]); axs[1, len(c) + j].set_title(f"imagined h={h + 1}", fontsize=8)
+        axs[0, len(c) + j].imshow(t[h])
+        axs[0, len(c) + j].set_title(f"real h={h + 1}", fontsize=8)
+        axs[1, len(c) + j].imshow(p[h])
+        axs[1, len(c) + j].set_title(f"imagined h={h + 1}", fontsize=8)
     for ax in axs.flat: ax.axis("off")
     fig.tight_layout()
     if path is not None: save_figure(fig, path)

@@ -36,7 +36,7 @@ class PixelModelConfig:
     act_embed: int = 16  # action embedding size
     use_actions: bool = True  # False = the ablation that never sees actions
     loss: str = "mse"  # mse | huber | bce
-    motion_weight: float = 0.0  # extra weight on pixels that change between frames (Mayavan/world_model's mask), 0 = off
+    motion_weight: float = 0.0  # extra weight on pixels that change (Mayavan/world_model's mask); 0 = off
     rollout_steps: int = 1  # 1 = teacher forcing; m > 1 = feed back own predictions for m steps in training
 
 # %% ../nbs/04_pixel.ipynb #7d720e3c
@@ -52,21 +52,25 @@ class PixelConfig:
 
     def build_model(self): return PixelWorldModel(self.model)
 
-    @classmethod
-    def smoke(cls):
-        return cls(DataConfig(3_000, 1_500, "0:20", "100000:100020"), PixelModelConfig(width=8, act_embed=8),
-                   TrainConfig(max_steps=6, batch_size=8, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3, monitor="val_mse_h1"), horizon=8,
-                   finetune_steps=3)
-    @classmethod
-    def quick(cls):
-        return cls(DataConfig(), PixelModelConfig(width=32),
-                   TrainConfig(max_steps=3000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
-                               val_batches=4, ckpt_every=500, monitor="val_mse_h1"))
-    @classmethod
-    def full(cls):
-        return cls(DataConfig(1_000_000, 50_000), PixelModelConfig(width=64, act_embed=32),
-                   TrainConfig(max_steps=100_000, batch_size=64, lr=5e-4, warmup_steps=1000, val_every=5000,
-                               val_batches=16, ckpt_every=5000, monitor="val_mse_h1"))
+# %% ../nbs/04_pixel.ipynb #41fc26c8
+@patch(cls_method=True)
+def smoke(cls: PixelConfig):
+    train = TrainConfig(max_steps=6, batch_size=8, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3,
+                        monitor="val_mse_h1")
+    return cls(DataConfig(3_000, 1_500, "0:20", "100000:100020"), PixelModelConfig(width=8, act_embed=8), train,
+               horizon=8, finetune_steps=3)
+
+@patch(cls_method=True)
+def quick(cls: PixelConfig):
+    return cls(DataConfig(), PixelModelConfig(width=32),
+               TrainConfig(max_steps=3000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
+                           val_batches=4, ckpt_every=500, monitor="val_mse_h1"))
+
+@patch(cls_method=True)
+def full(cls: PixelConfig):
+    return cls(DataConfig(1_000_000, 50_000), PixelModelConfig(width=64, act_embed=32),
+               TrainConfig(max_steps=100_000, batch_size=64, lr=5e-4, warmup_steps=1000, val_every=5000,
+                           val_batches=16, ckpt_every=5000, monitor="val_mse_h1"))
 
 # %% ../nbs/04_pixel.ipynb #0bd3b968
 class FiLM(nn.Module):
@@ -74,7 +78,8 @@ class FiLM(nn.Module):
     def __init__(self, cond_dim: int, channels: int):
         super().__init__()
         self.proj = nn.Linear(cond_dim, 2 * channels)
-        nn.init.zeros_(self.proj.weight); nn.init.zeros_(self.proj.bias)  # start as the identity
+        nn.init.zeros_(self.proj.weight)  # start as the identity
+        nn.init.zeros_(self.proj.bias)
     def forward(self, x, c):
         gamma, beta = self.proj(c)[:, :, None, None].chunk(2, dim=1)  # (B, C, 1, 1) each
         return (1 + gamma) * x + beta
@@ -115,32 +120,39 @@ class PixelWorldModel(nn.Module):
         self.up = nn.ModuleList(Block(ch[i + 1] + ch[i], ch[i], cd) for i in reversed(range(3)))
         self.head = nn.Conv2d(ch[0], 4 * n * C, 3, 1, 1)  # pixel-shuffled back to full resolution
         self.flow = nn.Conv2d(ch[0], 2 * n, 3, 1, 1)  # (dx, dy) in pixels per predicted frame, at half resolution
-        for conv in (self.head, self.flow): nn.init.zeros_(conv.weight); nn.init.zeros_(conv.bias)  # start as the copy baseline
+        for conv in (self.head, self.flow):  # start as the copy baseline
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
 
-    def embed_actions(self, actions):
-        "(B, k+n-1) int or (B, k+n-1, A) float -> conditioning vector (B, cd); zeros in the no-action ablation."
-        e = self.act_emb(actions if self.cfg.num_actions > 0 else actions.float())  # (B, k+n-1, act_embed)
-        c = self.cond(e.flatten(1))
-        return c if self.cfg.use_actions else torch.zeros_like(c)
+@patch
+def embed_actions(self: PixelWorldModel, actions):
+    "(B, k+n-1) int or (B, k+n-1, A) float -> conditioning vector (B, cd); zeros in the no-action ablation."
+    e = self.act_emb(actions if self.cfg.num_actions > 0 else actions.float())  # (B, k+n-1, act_embed)
+    c = self.cond(e.flatten(1))
+    return c if self.cfg.use_actions else torch.zeros_like(c)
 
-    def forward(self, ctx, actions):
-        "ctx (B, k, C, H, W) in [0,1], actions (B, k+n-1) -> logits of the next n frames (B, n, C, H, W)."
-        B, k, C, H, W = ctx.shape
-        c = self.embed_actions(actions)
-        x, skips = self.stem(ctx.reshape(B, k * C, H, W), c), []  # (B, kC, H, W) -> (B, w, H/2, W/2)
-        for blk in self.down: skips.append(x); x = blk(x, c)  # down to (B, 4w, H/16, W/16)
-        x = self.mid(x, c)
-        for blk in self.up:
-            s = skips.pop()
-            x = blk(torch.cat([F.interpolate(x, size=s.shape[-2:], mode="nearest"), s], 1), c)
-        delta = F.pixel_shuffle(self.head(x), 2)  # (B, 4nC, H/2, W/2) -> (B, nC, H, W)
-        if delta.shape[-2:] != (H, W): delta = F.interpolate(delta, size=(H, W), mode="nearest")
-        flow = F.interpolate(self.flow(x), size=(H, W), mode="bilinear", align_corners=False)  # (B, 2n, H, W)
-        n = self.cfg.n_pred
-        last = ctx[:, -1:].expand(B, n, C, H, W).reshape(B * n, C, H, W)  # each predicted frame warps the last one
-        warped = warp(last, flow.reshape(B * n, 2, H, W))  # (B*n, C, H, W)
-        base = torch.logit(warped.clamp(1e-3, 1 - 1e-3)).reshape(B, self.cfg.n_pred * C, H, W)
-        return (base + delta).reshape(B, self.cfg.n_pred, C, H, W)
+# %% ../nbs/04_pixel.ipynb #f90d2eff
+@patch
+def forward(self: PixelWorldModel, ctx, actions):
+    "ctx (B, k, C, H, W) in [0,1], actions (B, k+n-1) -> logits of the next n frames (B, n, C, H, W)."
+    B, k, C, H, W = ctx.shape
+    c = self.embed_actions(actions)
+    x, skips = self.stem(ctx.reshape(B, k * C, H, W), c), []  # (B, kC, H, W) -> (B, w, H/2, W/2)
+    for blk in self.down:  # down to (B, 4w, H/16, W/16)
+        skips.append(x)
+        x = blk(x, c)
+    x = self.mid(x, c)
+    for blk in self.up:
+        s = skips.pop()
+        x = blk(torch.cat([F.interpolate(x, size=s.shape[-2:], mode="nearest"), s], 1), c)
+    delta = F.pixel_shuffle(self.head(x), 2)  # (B, 4nC, H/2, W/2) -> (B, nC, H, W)
+    if delta.shape[-2:] != (H, W): delta = F.interpolate(delta, size=(H, W), mode="nearest")
+    flow = F.interpolate(self.flow(x), size=(H, W), mode="bilinear", align_corners=False)  # (B, 2n, H, W)
+    n = self.cfg.n_pred
+    last = ctx[:, -1:].expand(B, n, C, H, W).reshape(B * n, C, H, W)  # each predicted frame warps the last one
+    warped = warp(last, flow.reshape(B * n, 2, H, W))  # (B*n, C, H, W)
+    base = torch.logit(warped.clamp(1e-3, 1 - 1e-3)).reshape(B, self.cfg.n_pred * C, H, W)
+    return (base + delta).reshape(B, self.cfg.n_pred, C, H, W)
 
 # %% ../nbs/04_pixel.ipynb #25e64cec
 def frame_loss(logits, target, prev, kind: str = "mse", motion_weight: float = 0.0):
@@ -163,7 +175,9 @@ def loss(self: PixelWorldModel, batch):
     "Teacher-forced (m=1) or multi-step (m>1) prediction loss on a clip batch (see the index arithmetic above)."
     cfg, frames, actions = self.cfg, to_unit(batch["frames"]), batch["actions"]  # (B, T, C, H, W), (B, T)
     k, n, m = cfg.context, cfg.n_pred, cfg.rollout_steps
-    if frames.shape[1] < clip_len(cfg): raise ValueError(f"clips of {frames.shape[1]} frames; the model needs {clip_len(cfg)} (context + n_pred * rollout_steps)")
+    if frames.shape[1] < clip_len(cfg):
+        raise ValueError(f"clips of {frames.shape[1]} frames; the model needs {clip_len(cfg)} "
+                         "(context + n_pred * rollout_steps)")
     ctx, total, out = frames[:, :k], 0.0, {}
     for j in range(m):
         logits = self(ctx, actions[:, j * n: j * n + k + n - 1])  # (B, n, C, H, W)
@@ -245,28 +259,30 @@ def make_hooks(cfg: PixelConfig, val_ds, horizon: int = 16, num_clips: int = 32)
     k = cfg.model.context
     clips = list(val_ds.clips(k + horizon, max_clips=num_clips, batch_size=num_clips))
     if not clips: raise ValueError(f"validation episodes are shorter than {k + horizon} steps; collect more data")
+    def first_rollout(model, steps: int):  # the first validation clip (1, T, C, H, W) and `steps` predictions
+        b, device = clips[0], next(model.parameters()).device
+        with torch.no_grad():
+            x = to_unit(b["frames"][:1]).to(device)
+            state = model.observe(x[:, :k], b["actions"][:1, :k - 1])
+            return x, model.imagine(state, b["actions"][:1, k - 1:k - 1 + steps])
     def val_fn(model, step, run_dir):
         r = evaluate_rollouts(model, clips, context=k, horizon=horizon, device=next(model.parameters()).device)
-        log = CSVLog(Path(run_dir)/"val_rollout_metrics.csv")
-        log.log({"step": step, **{f"{m}_h{h}": r[m][h - 1] for m in ("psnr", "ssim") for h in (1, 4, horizon)}})
-        b = clips[0]
-        with torch.no_grad():
-            x = to_unit(b["frames"][:1]).to(next(model.parameters()).device)
-            pred = model.imagine(model.observe(x[:, :k], b["actions"][:1, :k - 1]), b["actions"][:1, k - 1:k - 1 + horizon])
+        CSVLog(Path(run_dir)/"val_rollout_metrics.csv").log(
+            {"step": step, **{f"{m}_h{h}": r[m][h - 1] for m in ("psnr", "ssim") for h in (1, 4, horizon)}})
+        x, pred = first_rollout(model, horizon)
         save_rollout_video(x[0, k:].cpu(), pred[0].cpu(), Path(run_dir)/"videos"/f"rollout_{step:06d}")
         plt.close(plot_metric_vs_horizon({"model": r}, "psnr", Path(run_dir)/"plots"/f"psnr_vs_h_{step:06d}.png"))
-        return {"val_mse_h1": r["mse"][0], "val_psnr_h1": r["psnr"][0], "val_ssim_h1": r["ssim"][0], f"val_psnr_h{horizon}": r["psnr"][-1]}
+        return {"val_mse_h1": r["mse"][0], "val_psnr_h1": r["psnr"][0], "val_ssim_h1": r["ssim"][0],
+                f"val_psnr_h{horizon}": r["psnr"][-1]}
     def log_fn(model, step, run_dir):
-        b = clips[0]
-        with torch.no_grad():
-            x = to_unit(b["frames"][:1]).to(next(model.parameters()).device)
-            pred = model.imagine(model.observe(x[:, :k], b["actions"][:1, :k - 1]), b["actions"][:1, k - 1:k + 3])
-        plt.close(image_strip(x[0, :k].cpu(), pred[0].cpu(), x[0, k:k + 4].cpu(), Path(run_dir)/"images"/f"strip_{step:06d}.png"))
+        x, pred = first_rollout(model, 4)
+        strip = Path(run_dir)/"images"/f"strip_{step:06d}.png"
+        plt.close(image_strip(x[0, :k].cpu(), pred[0].cpu(), x[0, k:k + 4].cpu(), strip))
     return val_fn, log_fn
 
 # %% ../nbs/04_pixel.ipynb #369dd536
-def train_pixel(cfg: PixelConfig, train_ds, val_ds, out_dir="runs", run_dir=None, progress: bool = True, name: str = "pixel",
-                init=None):
+def train_pixel(cfg: PixelConfig, train_ds, val_ds, out_dir="runs", run_dir=None, progress: bool = True,
+                name: str = "pixel", init=None):
     "Train a pixel world model with `core.fit` (from `init`'s weights if given); returns (model, FitResult)."
     seed_everything(cfg.train.seed)
     model = cfg.build_model()
@@ -274,7 +290,8 @@ def train_pixel(cfg: PixelConfig, train_ds, val_ds, out_dir="runs", run_dir=None
     run_dir = Path(run_dir) if run_dir else make_run_dir(name, cfg.env, out_dir)
     T = clip_len(cfg.model)
     val_fn, log_fn = make_hooks(cfg, val_ds, horizon=min(16, cfg.horizon))
-    val_batches = list(val_ds.clips(T, max_clips=cfg.train.val_batches * cfg.train.batch_size, batch_size=cfg.train.batch_size))
+    B = cfg.train.batch_size
+    val_batches = list(val_ds.clips(T, max_clips=cfg.train.val_batches * B, batch_size=B))
     res = fit(model, train_ds.sampler(cfg.train.batch_size, T, seed=cfg.train.seed), cfg.train, run_dir,
               val_data=val_batches, config=cfg, val_fn=val_fn, log_fn=log_fn, progress=progress)
     return model, res

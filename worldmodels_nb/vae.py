@@ -121,7 +121,8 @@ class ConvVAE(nn.Module):
     "Ha & Schmidhuber's ConvVAE: 64x64 frames <-> Gaussian codes z (z_dim)."
     def __init__(self, cfg: VAEModelConfig):
         super().__init__()
-        _check_obs(cfg); self.cfg = cfg
+        _check_obs(cfg)
+        self.cfg = cfg
         C, w, Z = cfg.obs_shape[0], cfg.width, cfg.z_dim
         self.encoder, self.decoder = encoder_trunk(C, w), decoder_net(Z, C, w)
         self.fc_mu, self.fc_logvar = nn.Linear(32 * w, Z), nn.Linear(32 * w, Z)
@@ -167,7 +168,8 @@ class ConvAutoencoder(nn.Module):
     "The baseline of Mayavan/world_model: the ConvVAE's trunk, a deterministic code z, Huber loss + variance-target regulariser."
     def __init__(self, cfg: VAEModelConfig):
         super().__init__()
-        _check_obs(cfg); self.cfg = cfg
+        _check_obs(cfg)
+        self.cfg = cfg
         C, w, Z = cfg.obs_shape[0], cfg.width, cfg.z_dim
         self.encoder, self.fc_z, self.decoder = encoder_trunk(C, w), nn.Linear(32 * w, Z), decoder_net(Z, C, w)
 
@@ -257,7 +259,9 @@ def train_vae(cfg: VAEConfig, train_ds, val_ds, out_dir="runs", run_dir=None, pr
 def fingerprint(model) -> str:
     "First 16 hex digits of the SHA-256 of a model's state_dict: names the exact weights that encoded a dataset."
     h = hashlib.sha256()
-    for k, v in model.state_dict().items(): h.update(k.encode()); h.update(v.detach().cpu().numpy().tobytes())
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 @torch.no_grad()
@@ -277,7 +281,8 @@ def encode_dataset(model, ds, out, batch_size: int = 256, shard_size: int = 50_0
     from worldmodels_nb.data import FIELDS, FORMAT, EpisodeDataset, DatasetError, read_manifest, write_manifest, write_shard
     if isinstance(model, (str, Path)): checkpoint, model = str(model), load_model(model)[0]
     if not isinstance(model, ConvVAE): raise ConfigError(f"encode_dataset needs a ConvVAE (with mu and logvar), got {type(model).__name__}")
-    model.eval(); out = Path(out)
+    model.eval()
+    out = Path(out)
     latent = dict(kind="vae", z_dim=model.cfg.z_dim, layout="[mu, logvar]", source=str(Path(ds.path).resolve()), episodes=int(ds.num_episodes),
                   steps=int(ds.num_steps), checkpoint=str(Path(checkpoint).resolve()) if checkpoint else None, fingerprint=fingerprint(model))
     same = lambda a, b: all(a.get(k) == b.get(k) for k in ("kind", "z_dim", "source", "episodes", "steps", "fingerprint"))  # not the path
@@ -288,7 +293,8 @@ def encode_dataset(model, ds, out, batch_size: int = 256, shard_size: int = 50_0
         old = read_manifest(out)
         if old is not None and old.get("complete") and same(old.get("latent") or {}, latent):
             if latent["checkpoint"] and old["latent"].get("checkpoint") != latent["checkpoint"]:  # same weights, record where they now are
-                old["latent"]["checkpoint"] = latent["checkpoint"]; write_manifest(out, old)
+                old["latent"]["checkpoint"] = latent["checkpoint"]
+                write_manifest(out, old)
             return EpisodeDataset(out)
         for p in out.glob("shard_*"): p.unlink()  # stale or partial encoding of the same source: redo it
         sm = ds.manifest
@@ -300,8 +306,11 @@ def encode_dataset(model, ds, out, batch_size: int = 256, shard_size: int = 50_0
         buf, n = [], 0
         for i in tqdm(range(ds.num_episodes), desc=f"encode -> {out.name}", disable=not progress):
             ep = ds.episode(i)
-            buf.append({**ep, "frames": encode_frames(model, ep["frames"], batch_size)}); n += len(ep["frames"])
+            buf.append({**ep, "frames": encode_frames(model, ep["frames"], batch_size)})
+            n += len(ep["frames"])
             if n >= shard_size or i == ds.num_episodes - 1:
-                write_shard(out, m, {f: np.concatenate([e[f] for e in buf]) for f in FIELDS}); buf, n = [], 0
-        m["complete"] = True; write_manifest(out, m)
+                write_shard(out, m, {f: np.concatenate([e[f] for e in buf]) for f in FIELDS})
+                buf, n = [], 0
+        m["complete"] = True
+        write_manifest(out, m)
     return EpisodeDataset(out)
