@@ -471,7 +471,7 @@ def dream_action_space(self: RSSMWorldModel): return action_space(self.c.num_act
 def coinrun_config(scale: str = "quick") -> RSSMConfig:
     "The pixel RSSM on CoinRun frames at `scale`: 04_pixel's data and protocol (4 context frames, 32 imagined), a CPU-sized conv RSSM at smoke/quick."
     from worldmodels_nb.data import data_config
-    steps = {"smoke": 6, "quick": 400, "full": 20_000}.get(scale)
+    steps = {"smoke": 6, "quick": 1000, "full": 20_000}.get(scale)
     if steps is None: raise ConfigError(f"unknown scale {scale!r}; choose smoke, quick or full")
     model = RSSMModelConfig(depth=32 if scale == "full" else 8, latent="categorical", groups=16, classes=16, deter=128, hidden=128,
                             kl_warmup=0)
