@@ -289,3 +289,46 @@ def test_best_pt_follows_prediction_while_val_loss_rises(tmp_path, monkeypatch):
     assert losses == sorted(losses), "the total validation loss rises with the KL weight"
     assert calls[0] == (3, int(va.episode_lengths.max()) - 3)  # horizon shortened to what the validation episodes hold
     assert load_checkpoint(tmp_path/"run"/"checkpoints"/"best.pt")["step"] == 8
+
+# --- the pixel RSSM: coinrun_config, budget-curve validation, a checkpoint wm-eval reloads -------------------------------
+
+def _frames_dataset(path, lengths=(30, 28, 32, 26), n_actions=4, seed=0):
+    "A hand-written frame dataset in the course format: 64x64 frames, `n_actions` discrete actions."
+    from worldmodels_nb.data import FORMAT, EpisodeDataset, write_shard
+    rng = np.random.default_rng(seed)
+    N = sum(lengths); done = np.zeros(N, bool); done[np.cumsum(lengths) - 1] = True
+    m = dict(format=FORMAT, env_id="test:tiny", env_kwargs={}, settings={}, observation_space=dict(kind="box", shape=[64, 64, 3], dtype="uint8"),
+             action_space=dict(kind="discrete", n=n_actions, shape=[], dtype="int64"), policy="random", policy_kwargs={}, shards=[], target_steps=N)
+    path.mkdir(parents=True)
+    write_shard(path, m, dict(frames=rng.integers(0, 256, (N, 64, 64, 3), dtype=np.uint8), actions=rng.integers(0, n_actions, N),
+                              rewards=np.zeros(N, np.float32), done=done, truncated=np.zeros(N, bool)))
+    return EpisodeDataset(path)
+
+def test_coinrun_config_presets():
+    from worldmodels_nb.rssm import coinrun_config
+    q = coinrun_config("quick")
+    assert (q.env, q.context, q.horizon, q.seq_len, q.train.monitor) == ("procgen:coinrun", 4, 32, 16, "val_open_loop_mse")  # 04_pixel's protocol
+    assert coinrun_config("full").model.depth > q.model.depth and coinrun_config("smoke").train.max_steps < q.train.max_steps
+    with pytest.raises(ConfigError, match="unknown scale 'big'"): coinrun_config("big")
+
+def test_pixel_rssm_run_reloads_in_wm_eval(tmp_path):
+    "train_rssm on frames writes the budget curve (prior and posterior PSNR) and a checkpoint that evaluate_checkpoint rebuilds."
+    import csv
+    from worldmodels_nb.cli import evaluate_checkpoint
+    from worldmodels_nb.core import load_model
+    from worldmodels_nb.rssm import coinrun_config, train_rssm
+    ds = _frames_dataset(tmp_path/"data")
+    tr, va = ds.split(0.25, seed=0)
+    cfg = coinrun_config("smoke")
+    cfg.model.depth, cfg.model.deter, cfg.model.hidden, cfg.model.groups, cfg.model.classes = 4, 16, 16, 3, 4
+    cfg.train.max_steps, cfg.train.batch_size, cfg.train.device = 2, 2, "cpu"
+    model, res = train_rssm(cfg, tr, va, tmp_path/"runs", progress=False, name="rssm-pixel")
+    assert res.run_dir.name.endswith("_rssm-pixel_procgen-coinrun") and model.c.pixels and model.c.num_actions == 4
+    with open(res.run_dir/"val_metrics.csv") as f: row = list(csv.DictReader(f))[-1]
+    assert all(math.isfinite(float(row[k])) for k in ("val_open_loop_mse", "val_psnr_h1", "val_psnr_h4", "val_psnr_h8", "val_posterior_psnr"))
+    m, c, _ = load_model(res.run_dir/"checkpoints"/"last.pt")
+    assert (c.context, c.horizon) == (4, 8) and c.model.obs_shape == [3, 64, 64]
+    run, ev = evaluate_checkpoint(res.run_dir/"checkpoints"/"last.pt", ds.path, tmp_path/"ev", max_clips=8, num_videos=1)
+    assert ev["model"]["context"] == 4 and len(ev["model"]["psnr"]) == 8 and "delta_psnr" in ev["controllability"]
+    ref = evaluate_rollouts(m, ds.clips(12, max_clips=8, batch_size=64), 4, 8)
+    np.testing.assert_allclose(ev["model"]["psnr"], ref["psnr"], rtol=1e-5)  # wm-eval gives the notebook's number

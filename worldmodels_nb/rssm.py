@@ -8,7 +8,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/rssm.html.md"""
 __all__ = ['RSSMModelConfig', 'RSSMConfig', 'resolve_model_config', 'gaussian_stats', 'categorical_stats', 'sample_latent',
            'kl_divergence', 'kl_loss', 'mlp', 'stack_states', 'RSSM', 'conv_encoder', 'conv_decoder', 'windows',
            'MLPVAE', 'RSSMWorldModel', 'LinearDynamics', 'posterior_mse', 'dream_mse', 'plot_open_loop',
-           'plot_dim_errors', 'plot_sequence', 'open_loop_val', 'train_rssm']
+           'plot_dim_errors', 'plot_sequence', 'open_loop_val', 'train_rssm', 'coinrun_config']
 
 # %% ../nbs/08_rssm.ipynb #e90e95e0
 import math
@@ -366,7 +366,7 @@ def _sq_err(pred, target, std):
 def posterior_mse(model, clips, std=None):
     "Reconstruction MSE of the posterior per step and dimension (T, D)."
     flag = _eval(model)
-    errs = [_sq_err(model.reconstruct(b["frames"], b["actions"]), b["frames"], std) for b in clips]
+    errs = [_sq_err(model.reconstruct(b["frames"], b["actions"]), to_unit(b["frames"]) if model.c.pixels else b["frames"], std) for b in clips]
     if flag is not None: model.train(flag)
     return torch.cat(errs).mean(0)
 
@@ -374,7 +374,7 @@ def posterior_mse(model, clips, std=None):
 def dream_mse(model, clips, std=None):
     "MSE of the unconditional prior (from `initial`, actions only) per step and dimension (T, D)."
     flag = _eval(model)
-    errs = [_sq_err(model.dream(b["actions"]), b["frames"], std) for b in clips]
+    errs = [_sq_err(model.dream(b["actions"]), to_unit(b["frames"]) if model.c.pixels else b["frames"], std) for b in clips]
     if flag is not None: model.train(flag)
     return torch.cat(errs).mean(0)
 
@@ -417,7 +417,7 @@ def plot_sequence(model, clip: dict, dims=(0, 3, 5), context: int = 10, row: int
 
 # %% ../nbs/08_rssm.ipynb #08a60442
 def open_loop_val(cfg: RSSMConfig, val_ds, max_clips: int = 128, batch_size: int = 64):
-    "A `val_fn` for `fit`: `val_open_loop_mse`, the open-loop MSE on validation clips averaged over horizons 1..H (states: in stds)."
+    "A `val_fn` for `fit`: `val_open_loop_mse`, the open-loop MSE on validation clips averaged over horizons 1..H (states: in stds); frames add PSNRs."
     from worldmodels_nb.metrics import evaluate_rollouts
     L = int(val_ds.episode_lengths.max())
     H = min(cfg.horizon, L - cfg.context)  # episodes shorter than context + horizon: a shorter horizon
@@ -426,7 +426,11 @@ def open_loop_val(cfg: RSSMConfig, val_ds, max_clips: int = 128, batch_size: int
     def val_fn(model, step, run_dir):
         std = None if model.c.pixels else model.obs_std
         r = evaluate_rollouts(model, clips, cfg.context, H, device=next(model.parameters()).device, std=std)
-        return {"val_open_loop_mse": sum(r["mse"]) / H}
+        out = {"val_open_loop_mse": sum(r["mse"]) / H}
+        if model.c.pixels:  # the prior's PSNR at a few horizons, and its ceiling: the posterior's reconstruction of the same clips
+            out.update({f"val_psnr_h{h}": r["psnr"][h - 1] for h in sorted({1, min(4, H), min(8, H), H})})
+            out["val_posterior_psnr"] = -10 * math.log10(posterior_mse(model, clips).mean().item())
+        return out
     return val_fn
 
 def train_rssm(cfg: RSSMConfig, train_ds, val_ds=None, out_dir="runs", run_dir=None, progress: bool = True, name: str = "rssm"):
@@ -462,3 +466,17 @@ def dream_decode(self: RSSMWorldModel, state: dict): return self.outputs(self.de
 
 @patch
 def dream_action_space(self: RSSMWorldModel): return action_space(self.c.num_actions, self.c.action_dim, self.c.action_low, self.c.action_high)
+
+# %% ../nbs/08_rssm.ipynb #76b4a8df
+def coinrun_config(scale: str = "quick") -> RSSMConfig:
+    "The pixel RSSM on CoinRun frames at `scale`: 04_pixel's data and protocol (4 context frames, 32 imagined), a CPU-sized conv RSSM at smoke/quick."
+    from worldmodels_nb.data import data_config
+    steps = {"smoke": 6, "quick": 1000, "full": 20_000}.get(scale)
+    if steps is None: raise ConfigError(f"unknown scale {scale!r}; choose smoke, quick or full")
+    model = RSSMModelConfig(depth=32 if scale == "full" else 8, latent="categorical", groups=16, classes=16, deter=128, hidden=128,
+                            kl_warmup=0)
+    every = max(1, steps // 5)  # five validations: the budget curve
+    train = TrainConfig(max_steps=steps, batch_size=16, lr=1e-3, warmup_steps=min(50, steps // 10), log_every=max(1, steps // 40),
+                        val_every=every, val_batches=2, ckpt_every=every, monitor="val_open_loop_mse")
+    return RSSMConfig(data_config("procgen:coinrun", scale), seq_len=16, context=4, horizon=8 if scale == "smoke" else 32,
+                      model=model, train=train, env="procgen:coinrun")
