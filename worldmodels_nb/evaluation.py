@@ -76,23 +76,17 @@ def train_with_cli(family: str) -> Callable:
 
 # %% ../nbs/10_evaluation.ipynb #ec03b60a
 def train_pixel_rssm(scale: str, env: str, data_root, out_dir) -> Path:
-    "08_rssm's pixel RSSM (conv encoder, 16x16 categorical latent) trained by `rssm.train_rssm` on the course's dataset pair."
-    from worldmodels_nb.core import TrainConfig
-    from worldmodels_nb.data import data_config, env_datasets
-    from worldmodels_nb.rssm import RSSMConfig, RSSMModelConfig, train_rssm
-    steps = {"smoke": 5, "quick": 150, "full": 20_000}[scale]
-    dc = data_config(env, scale)
-    train, val, _ = env_datasets(env, dc, data_root, progress=False)
-    m = RSSMModelConfig(depth=8 if scale != "full" else 32, latent="categorical", groups=16, classes=16, deter=128, hidden=128, kl_warmup=0)
-    t = TrainConfig(max_steps=steps, batch_size=8, lr=1e-3, log_every=max(1, steps // 5), val_every=steps, val_batches=1, ckpt_every=steps,
-                    monitor="val_open_loop_mse")
-    cfg = RSSMConfig(data=dc, seq_len=16, context=4, horizon=12, model=m, train=t, env=env)
+    "08_rssm's pixel RSSM (`rssm.coinrun_config(scale)`) trained by `rssm.train_rssm` on the course's dataset pair."
+    from worldmodels_nb.data import env_datasets
+    from worldmodels_nb.rssm import coinrun_config, train_rssm
+    cfg = coinrun_config(scale)
+    train, val, _ = env_datasets(env, cfg.data, data_root, progress=False)
     return train_rssm(cfg, train, val, out_dir, progress=False, name="rssm-pixel")[1].run_dir
 
 # %% ../nbs/10_evaluation.ipynb #9d289f37
 register_family(Family("pixel", "pixel", "04_pixel", ("pixel", "PSNR h={h}"), train_with_cli("pixel")))
 register_family(Family("V+M", "mdnrnn", "06_mdnrnn", ("mdnrnn", "V+M PSNR h={h}"), train_with_cli("mdnrnn")))
-register_family(Family("RSSM (pixel)", "rssm-pixel", "08_rssm", ("rssm", "RSSM pixel PSNR h={h}"), train_pixel_rssm))
+register_family(Family("RSSM (pixel)", "rssm-pixel", "08_rssm", ("rssm", "pixel RSSM PSNR h={h}"), train_pixel_rssm))
 register_family(Family("tokens", "tokens", "09_tokens", ("tokens", "PSNR h={h}")))  # a row as soon as a 09_tokens run exists
 
 # %% ../nbs/10_evaluation.ipynb #1d2f237a
