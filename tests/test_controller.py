@@ -128,3 +128,14 @@ def test_real_game_population_is_batched_and_seeded():
     assert a.shape == (2,) and np.array_equal(a, b) and (a > 0).all() and (a <= 15).all()
     ret, steps = real_returns(TAKE_COVER, lambda f, ep: np.zeros(len(ep), int), 3, 2, 0, 10)
     assert ret.tolist() == [10.0] * 3 and steps == 30  # the 2100-step cap is the env's TimeLimit; here 10
+
+def test_wm_train_controller_bad_input_is_one_line(tmp_path):
+    from worldmodels_nb.cli import train_main
+    with pytest.raises(SystemExit, match="wm-train controller: no controller head for env 'procgen:coinrun'"):
+        train_main(["controller", "--env", "procgen:coinrun", "--scale", "smoke", "--out", str(tmp_path)])
+    cfg = ControllerConfig(obs_dim=20, popsize=4, generations=1, eval_every=1, eval_rollouts=1)
+    _, run, _ = train_controller(cfg, quadratic, tmp_path/"tc", progress=False)
+    with pytest.raises(SystemExit, match="is not an MDN-RNN checkpoint"):  # a controller given where V+M is expected
+        train_main(["controller", "--scale", "smoke", "--world-model", str(run/"checkpoints"/"last.pt"), "--out", str(tmp_path)])
+    with pytest.raises(ConfigError, match="an evolution for VizdoomTakeCover-v1, not CarRacing-v3"):  # resuming another game's run
+        train_controller(ControllerConfig(env=CAR_RACING, obs_dim=20, popsize=4, generations=2), quadratic, run, progress=False)

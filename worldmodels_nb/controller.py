@@ -62,9 +62,9 @@ def to_env_action(y, env: str):
 # %% ../nbs/07_dream_controller.ipynb #7d31d6c1
 def unflatten_params(ctrl: Controller, theta):
     "Flat parameter vectors (P, N), in `ctrl.parameters()` order -> {name: (P, *shape)} for `functional_call`."
+    if theta.shape[-1] != ctrl.num_params: raise ValueError(f"expected {ctrl.num_params} parameters per candidate, got {theta.shape[-1]}")
     out, i = {}, 0
     for n, p in ctrl.named_parameters(): out[n] = theta[:, i:i + p.numel()].reshape(len(theta), *p.shape); i += p.numel()
-    if i != theta.shape[1]: raise ValueError(f"expected {i} parameters per candidate, got {theta.shape[1]}")
     return out
 
 def population_actions(ctrl: Controller, theta, owner, obs):
@@ -141,6 +141,7 @@ def load_es(path, cfg: ControllerConfig, n: int):
     "Rebuild the ES of a saved run by replaying its ask/tell record; returns (es, X, F, history)."
     st = load_checkpoint(path)
     if "es" not in st["extra"]: raise CheckpointError(f"{path} holds no CMA-ES record; is it a controller run's checkpoints/last.pt?")
+    if (st["config"] or {}).get("env") != cfg.env: raise ConfigError(f"{path} is an evolution for {(st['config'] or {}).get('env')}, not {cfg.env}; resume it with that env or start a new run")
     es, rec = make_es(cfg, n), st["extra"]["es"]
     X, F = [x.numpy() for x in rec["X"]], [f.numpy() for f in rec["F"]]
     for x, f in zip(X, F): es.ask(); es.tell(list(x), list(f))
