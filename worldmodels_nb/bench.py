@@ -6,7 +6,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/bench.html.md"""
 
 # %% auto #0
 __all__ = ['BENCHES', 'BENCH_ARGS', 'register', 'rate', 'raw_procgen_rate', 'naive_sample', 'loader_rates', 'bench_data',
-           'bare_loop_rate', 'fit_loop_rate', 'bench_train', 'format_results', 'main']
+           'bare_loop_rate', 'fit_loop_rate', 'bench_train', 'bench_controller', 'format_results', 'main']
 
 # %% ../nbs/92_bench.ipynb #a8e24f85
 import json, sys, tempfile, time
@@ -172,6 +172,38 @@ def bench_train(seconds: float = 2.0, batch_size: int = 32, width: int = 32) -> 
                     f"{name}_fit_overhead_pct": 100 * (1 - fitr / bare)})
     out["mdnrnn_fit_transitions_per_s"] = out["mdnrnn_fit_sequences_per_s"] * T
     return dict(pixel_width=width, batch_size=batch_size, rssm_seq_len=rc.seq_len, mdnrnn_seq_len=T, **out)
+
+# %% ../nbs/92_bench.ipynb #96a9991d
+def _controller_args(p):
+    p.add_argument("--popsize", type=positive_int, default=16, help="CMA-ES population")
+    p.add_argument("--rollouts", type=positive_int, default=4, help="dreams per candidate")
+    p.add_argument("--num-envs", type=positive_int, default=8, help="real envs stepped together")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: the free CPUs, as training chooses them)")
+
+@register("controller", _controller_args)
+def bench_controller(seconds: float = 2.0, popsize: int = 16, rollouts: int = 4, num_envs: int = 8, threads: int = 0) -> dict:
+    "Dream steps/s of a whole CMA-ES population (popsize x rollouts V+M dreams in one batch) and real Take Cover steps/s of the population."
+    from worldmodels_nb.controller import TAKE_COVER, Controller, RealFeatures, population_actions, population_policy, real_returns
+    from worldmodels_nb.dream import BatchedDream
+    from worldmodels_nb.mdnrnn import MDNRNN, MDNRNNModelConfig, VMWorldModel
+    from worldmodels_nb.vae import ConvVAE, VAEModelConfig
+    import os
+    from worldmodels_nb.core import choose_threads, machine_load
+    torch.set_num_threads(choose_threads(threads, os.environ.get("OMP_NUM_THREADS"), *machine_load()))  # oversubscribed threads crawl
+    torch.manual_seed(0)
+    vm = VMWorldModel(ConvVAE(VAEModelConfig()), MDNRNN(MDNRNNModelConfig(num_actions=3))).eval()
+    with torch.no_grad(): vm.mdn.head.bias[-1] = -30.0  # done logit: no dream ends during the measurement
+    c, B = Controller(vm.vae.cfg.z_dim + vm.mdn.cfg.hidden, TAKE_COVER), popsize * rollouts
+    theta = np.random.default_rng(0).normal(0, 0.1, (popsize, c.num_params))
+    d = BatchedDream(vm, dict(frames=torch.rand(8, 1, 3, 64, 64), actions=torch.zeros(8, 0, dtype=torch.long)), max_steps=10**9)
+    pol, obs = population_policy(c, theta, rollouts), [d.reset(B, seed=0)]
+    def step(i): obs[0] = d.step(pol(obs[0]))[0]
+    dream = rate(step, seconds, B)
+    t0 = time.perf_counter()
+    _, steps = real_returns(TAKE_COVER, lambda f, ep: population_actions(c, theta, torch.as_tensor(ep), f), popsize, num_envs, 0, 2100, RealFeatures(vm))
+    real = steps / (time.perf_counter() - t0)
+    return dict(env=TAKE_COVER, popsize=popsize, rollouts=rollouts, dream_batch=B, num_envs=num_envs, dream_steps_per_s=dream,
+                real_steps_per_s=real, real_steps=steps, dream_vs_real=dream / real, torch_threads=torch.get_num_threads())
 
 # %% ../nbs/92_bench.ipynb #e68585f7
 def format_results(name: str, r: dict) -> str:

@@ -6,8 +6,8 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/cli.html.md"""
 
 # %% auto #0
 __all__ = ['FAMILIES', 'train_parser', 'family_config', 'family_data', 'train_pixel_cli', 'train_vae_cli', 'train_mdnrnn_cli',
-           'train_rssm_cli', 'train_main', 'check_compatible', 'load_world_model', 'family_of', 'evaluate_checkpoint',
-           'eval_main', 'leaderboard_main']
+           'train_rssm_cli', 'train_controller_cli', 'train_main', 'check_compatible', 'load_world_model', 'family_of',
+           'evaluate_checkpoint', 'eval_main', 'leaderboard_main']
 
 # %% ../nbs/91_cli.ipynb #44da9333
 import argparse, math, sys
@@ -19,7 +19,7 @@ from .core import SCALES, ConfigError, apply_overrides, get_device, load_model, 
 from .data import USER_ERRORS, CLIParser, EpisodeDataset, data_config, ensure_dataset, env_datasets, existing_file, positive_int, read_manifest
 
 # %% ../nbs/91_cli.ipynb #0b6e2d50
-FAMILIES = ("pixel", "vae", "mdnrnn", "rssm")
+FAMILIES = ("pixel", "vae", "mdnrnn", "rssm", "controller")
 
 def train_parser(family: str) -> argparse.ArgumentParser:
     "The `wm-train FAMILY` argument parser."
@@ -32,6 +32,8 @@ def train_parser(family: str) -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="parent of the run folder (default: runs)")
     p.add_argument("--resume", default=None, help="a run folder to continue from its checkpoints/last.pt")
     if family == "vae": p.add_argument("--encode", default=None, help="after training, encode the training data into this latent dataset folder")
+    if family == "controller":
+        p.add_argument("--world-model", default="auto", help="the MDN-RNN checkpoint whose V+M C dreams in and sees the game through (default: the newest under --out, else trained)")
     if family == "rssm":
         p.add_argument("--buffer", type=existing_file, default=None, help="a FACTR buf.pkl to import into --data (or data/factr-<name>)")
         p.add_argument("--rollout-config", type=existing_file, default=None, help="the buffer's rollout_config.yaml (normalisation statistics)")
@@ -41,10 +43,11 @@ def train_parser(family: str) -> argparse.ArgumentParser:
 # %% ../nbs/91_cli.ipynb #04b58cb4
 def family_config(family: str, a):
     "The config of `family` for parsed arguments `a`: preset, environment, overrides."
-    from worldmodels_nb import pixel, vae, mdnrnn, rssm
-    cls = dict(pixel=pixel.PixelConfig, vae=vae.VAEConfig, mdnrnn=mdnrnn.MDNRNNConfig, rssm=rssm.RSSMConfig)[family]
+    from worldmodels_nb import pixel, vae, mdnrnn, rssm, controller
+    cls = dict(pixel=pixel.PixelConfig, vae=vae.VAEConfig, mdnrnn=mdnrnn.MDNRNNConfig, rssm=rssm.RSSMConfig, controller=controller.ControllerConfig)[family]
     cfg = preset(cls, a.scale)
-    if a.env and a.env != cfg.env:
+    if family == "controller": cfg.env = a.env or cfg.env  # C has no data settings of its own
+    elif a.env and a.env != cfg.env:
         dc = data_config(a.env, a.scale)  # the env family's policy and step counts; levels and val_fraction stay
         cfg.env, cfg.data.policy, cfg.data.train_steps, cfg.data.heldout_steps = a.env, dc.policy, dc.train_steps, dc.heldout_steps
     cfg = apply_overrides(cfg, a.overrides)
@@ -122,6 +125,24 @@ def train_rssm_cli(cfg, a):
     print(f"trained {res.step} steps -> {res.run_dir} (best {cfg.train.monitor} {res.best:.5g})")
     return res.run_dir
 
+# %% ../nbs/91_cli.ipynb #67df0faf
+def train_controller_cli(cfg, a):
+    from worldmodels_nb.controller import course_world_model, real_fitness, train_controller, train_controller_in_dream
+    from worldmodels_nb.controller import check_controller_config
+    from worldmodels_nb.dream import dream_starts
+    check_controller_config(cfg)  # a bad env or value fails before any model is loaded or trained
+    vm, cfg.world_model = course_world_model(cfg.env, a.scale, a.out, a.data_root, a.world_model)
+    if cfg.fitness == "dream":
+        train = EpisodeDataset(a.data) if a.data else env_datasets(cfg.env, data_config(cfg.env, a.scale), a.data_root)[0]
+        ctrl, run, hist = train_controller_in_dream(cfg, vm, dream_starts(train), a.resume, a.out)
+    else:
+        cfg.obs_dim = vm.vae.cfg.z_dim + vm.mdn.cfg.hidden
+        c = cfg.build_model()
+        ctrl, run, hist = train_controller(cfg, lambda th, R, s: real_fitness(vm, c, th, R, s, cfg.num_envs, cfg.max_steps), a.resume, a.out)
+    ev = [h["eval_mean"] for h in hist if h["eval_mean"] == h["eval_mean"]]
+    print(f"{len(hist)} generations in the {cfg.fitness} -> {run} (distribution mean scored {ev[-1] if ev else float('nan'):.1f} there)")
+    return run
+
 # %% ../nbs/91_cli.ipynb #48316be3
 def train_main(argv=None):
     "wm-train FAMILY [options] [key=value ...]"
@@ -132,7 +153,7 @@ def train_main(argv=None):
     family = argv[0]
     if family not in FAMILIES: sys.exit(f"wm-train: unknown family {family!r}; families: {', '.join(FAMILIES)}")
     a = train_parser(family).parse_args(argv[1:])
-    driver = dict(pixel=train_pixel_cli, vae=train_vae_cli, mdnrnn=train_mdnrnn_cli, rssm=train_rssm_cli)[family]
+    driver = dict(pixel=train_pixel_cli, vae=train_vae_cli, mdnrnn=train_mdnrnn_cli, rssm=train_rssm_cli, controller=train_controller_cli)[family]
     try: driver(family_config(family, a), a)
     except USER_ERRORS as e: sys.exit(f"wm-train {family}: {e}")
     return 0

@@ -1,0 +1,141 @@
+"Tests of the controller stage (07_dream_controller): controllers, batched populations, CMA-ES in a toy dream, resume after SIGKILL, bad input."
+import os, signal, subprocess, sys, textwrap, time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest, torch
+from worldmodels_nb.controller import (CAR_RACING, TAKE_COVER, Controller, ControllerConfig, RealFeatures, load_controller, make_es,
+                                       population_actions, population_policy, real_fitness, real_returns, to_env_action,
+                                       train_controller, train_controller_in_dream, l2_penalty)
+from worldmodels_nb.core import CheckpointError, ConfigError, load_checkpoint
+from worldmodels_nb.dream import action_space
+from worldmodels_nb.mdnrnn import MDNRNN, MDNRNNModelConfig, VMWorldModel
+from worldmodels_nb.rssm import RSSMModelConfig, RSSMWorldModel
+from worldmodels_nb.vae import ConvVAE, VAEModelConfig
+
+def tiny_vm(done_weight=1.0):
+    torch.manual_seed(0)
+    return VMWorldModel(ConvVAE(VAEModelConfig(width=8, z_dim=4)), MDNRNN(MDNRNNModelConfig(z_dim=4, hidden=8, num_mixtures=2, num_actions=3,
+                                                                                          done_weight=done_weight))).eval()
+
+def flat(ctrl): return torch.nn.utils.parameters_to_vector(ctrl.parameters()).detach()
+
+@pytest.mark.parametrize("env", [TAKE_COVER, CAR_RACING])
+@pytest.mark.parametrize("hidden", [0, 16])
+def test_controller_maps_features_to_valid_actions(env, hidden):
+    c = Controller(32 + 256, env, hidden)
+    with torch.no_grad(): torch.nn.utils.vector_to_parameters(torch.randn(c.num_params) * 3, c.parameters())
+    with torch.no_grad(): a = to_env_action(c(torch.randn(500, 288)), env)
+    space = gym.spaces.Discrete(3) if env == TAKE_COVER else gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
+    assert all(space.contains(np.asarray(x, dtype=space.dtype) if env == CAR_RACING else int(x)) for x in a)
+    if env == TAKE_COVER: assert set(a.tolist()) == {0, 1, 2}  # all three bands are reachable
+    if env == CAR_RACING and hidden == 0: assert c.num_params == 867  # the paper's count
+    if env == TAKE_COVER and hidden == 0: assert c.num_params == 288 and c.net.bias is None
+
+def test_take_cover_thresholds_match_the_paper():
+    y = torch.atanh(torch.tensor([[-0.9], [-0.34], [-0.32], [0.32], [0.34], [0.9]]))
+    assert to_env_action(y, TAKE_COVER).tolist() == [2, 2, 0, 0, 1, 1]  # 2 = MOVE_LEFT, 0 = nothing, 1 = MOVE_RIGHT
+
+def test_population_actions_equal_one_candidate_at_a_time():
+    c = Controller(7, CAR_RACING, hidden=5)
+    theta, obs = torch.randn(4, c.num_params), torch.randn(12, 7)
+    got = population_policy(c, theta, 3)(obs)
+    for b in range(12):
+        torch.nn.utils.vector_to_parameters(theta[b // 3], c.parameters())
+        with torch.no_grad(): assert torch.allclose(got[b], to_env_action(c(obs[b]), CAR_RACING), atol=1e-5)
+
+class SignDream(torch.nn.Module):
+    "A toy Dreamable with a known optimum: features are noise; reward 1 when the action follows the sign of feature 0 (50 of 50 at best)."
+    def dream_start(self, frames, actions): return dict(f=frames[:, -1])
+    def dream_step(self, state, actions, tau=1.0, generator=None):
+        f = state["f"]
+        ok = torch.where(f[:, 0] > 0, actions == 1, actions == 2)  # right when f0 > 0, left when f0 < 0
+        nxt = 3 * torch.randn(f.shape, generator=generator)
+        return dict(f=nxt), ok.float(), torch.zeros(len(f))
+    def dream_features(self, state): return state["f"]
+    def dream_decode(self, state): return state["f"]
+    def dream_action_space(self): return action_space(3)
+
+def test_cma_es_in_a_toy_dream_improves(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # pycma must not write outcmaes/ here
+    starts = dict(frames=3 * torch.randn(32, 1, 6), actions=torch.zeros(32, 0, dtype=torch.long))
+    cfg = ControllerConfig(popsize=8, rollouts=2, generations=16, max_steps=50, eval_every=4, eval_rollouts=16, done_mode="never",
+                           survival_reward=False)
+    ctrl, run, hist = train_controller_in_dream(cfg, SignDream(), starts, out_dir=tmp_path/"runs", progress=False)
+    assert hist[0]["mean"] < 25 and hist[-1]["eval_mean"] > hist[0]["mean"] + 15, [(h["mean"], h["eval_mean"]) for h in hist]
+    w = flat(ctrl)
+    assert w[0] > 0 and w[0].abs() == w.abs().max()  # it found the feature that matters, with the right sign
+    assert not list(tmp_path.glob("outcmaes*")) and not list(tmp_path.glob("*.dat"))
+    assert (run/"checkpoints"/"last.pt").is_file() and (run/"checkpoints"/"best.pt").is_file() and (run/"metrics.csv").is_file()
+
+def quadratic(theta, rollouts, seed):
+    return -((np.asarray(theta) - 0.2) ** 2).sum(1) + np.random.default_rng(seed).normal(0, 0.01, len(theta))
+
+def test_weight_decay_is_a_penalty():
+    theta = np.array([[0.0, 0.0], [3.0, -3.0]])
+    assert l2_penalty(theta, 0.1).tolist() == [0.0, 0.9]  # subtracted from the return: big weights score lower
+
+SCRIPT = textwrap.dedent("""
+    import sys, time, numpy as np
+    from worldmodels_nb.controller import ControllerConfig, train_controller
+    def slow(theta, rollouts, seed):
+        time.sleep(0.3)
+        return -((np.asarray(theta) - 0.2) ** 2).sum(1) + np.random.default_rng(seed).normal(0, 0.01, len(theta))
+    cfg = ControllerConfig(obs_dim=20, popsize=6, generations=30, eval_every=5, eval_rollouts=2)
+    train_controller(cfg, slow, sys.argv[1], progress=False)
+""")
+
+def test_a_killed_run_resumes_at_the_saved_generation(tmp_path):
+    cfg = ControllerConfig(obs_dim=20, popsize=6, generations=30, eval_every=5, eval_rollouts=2)
+    ref, _, ref_hist = train_controller(cfg, quadratic, tmp_path/"ref", progress=False)
+    run = tmp_path/"killed"
+    script = tmp_path/"run.py"; script.write_text(SCRIPT)
+    p = subprocess.Popen([sys.executable, str(script), str(run)], env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    t0 = time.time()
+    while time.time() - t0 < 60:
+        last = run/"checkpoints"/"last.pt"
+        if last.exists() and load_checkpoint(last)["step"] >= 3: break
+        time.sleep(0.1)
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    saved = load_checkpoint(run/"checkpoints"/"last.pt")["step"]
+    assert 3 <= saved < 30
+    resumed, _, hist = train_controller(cfg, quadratic, run, stop_after=saved + 1, progress=False)
+    assert [h["generation"] for h in hist] == list(range(1, saved + 2))  # continued at the saved generation, none repeated
+    resumed, _, hist = train_controller(cfg, quadratic, run, progress=False)
+    assert torch.equal(flat(resumed), flat(ref))  # bit-identical to the run that was never killed
+    assert [h["mean"] for h in hist] == [h["mean"] for h in ref_hist]
+
+def test_bad_input_is_one_line(tmp_path):
+    cfg = ControllerConfig(obs_dim=20, popsize=4, generations=1, eval_every=1, eval_rollouts=1)
+    _, run, _ = train_controller(cfg, quadratic, tmp_path/"tc", progress=False)
+    with pytest.raises(ConfigError, match="controller for VizdoomTakeCover-v1, not CarRacing-v3"): load_controller(run/"checkpoints"/"last.pt", CAR_RACING)
+    assert isinstance(load_controller(run/"checkpoints"/"last.pt", TAKE_COVER)[0], Controller)
+    starts = dict(frames=torch.rand(2, 1, 3, 64, 64), actions=torch.zeros(2, 0, dtype=torch.long))
+    for m in (tiny_vm(done_weight=0.0), RSSMWorldModel(RSSMModelConfig(obs_shape=[5], action_dim=2, stoch=4, deter=8, hidden=8, embed=8))):
+        with pytest.raises(ConfigError, match="has no done head"):
+            train_controller_in_dream(ControllerConfig(), m, starts, out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="no controller head"): ControllerConfig(env="procgen:coinrun").build_model()
+    with pytest.raises(ConfigError, match="popsize"): train_controller(ControllerConfig(popsize=1), quadratic, tmp_path/"x")
+    (tmp_path/"bad"/"checkpoints").mkdir(parents=True); (tmp_path/"bad"/"checkpoints"/"last.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="corrupt"): train_controller(cfg, quadratic, tmp_path/"bad")
+
+def test_real_game_population_is_batched_and_seeded():
+    vm, c = tiny_vm(), Controller(4 + 8, TAKE_COVER)
+    theta = np.random.default_rng(0).normal(0, 1, (2, c.num_params))
+    a = real_fitness(vm, c, theta, 2, seed=5, num_envs=3, max_steps=15)
+    b = real_fitness(vm, c, theta, 2, seed=5, num_envs=3, max_steps=15)
+    assert a.shape == (2,) and np.array_equal(a, b) and (a > 0).all() and (a <= 15).all()
+    ret, steps = real_returns(TAKE_COVER, lambda f, ep: np.zeros(len(ep), int), 3, 2, 0, 10)
+    assert ret.tolist() == [10.0] * 3 and steps == 30  # the 2100-step cap is the env's TimeLimit; here 10
+
+def test_wm_train_controller_bad_input_is_one_line(tmp_path):
+    from worldmodels_nb.cli import train_main
+    with pytest.raises(SystemExit, match="wm-train controller: no controller head for env 'procgen:coinrun'"):
+        train_main(["controller", "--env", "procgen:coinrun", "--scale", "smoke", "--out", str(tmp_path)])
+    cfg = ControllerConfig(obs_dim=20, popsize=4, generations=1, eval_every=1, eval_rollouts=1)
+    _, run, _ = train_controller(cfg, quadratic, tmp_path/"tc", progress=False)
+    with pytest.raises(SystemExit, match="is not an MDN-RNN checkpoint"):  # a controller given where V+M is expected
+        train_main(["controller", "--scale", "smoke", "--world-model", str(run/"checkpoints"/"last.pt"), "--out", str(tmp_path)])
+    with pytest.raises(ConfigError, match="an evolution for VizdoomTakeCover-v1, not CarRacing-v3"):  # resuming another game's run
+        train_controller(ControllerConfig(env=CAR_RACING, obs_dim=20, popsize=4, generations=2), quadratic, run, progress=False)
