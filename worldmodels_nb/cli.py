@@ -133,7 +133,7 @@ def train_controller_cli(cfg, a):
     check_controller_config(cfg)  # a bad env or value fails before any model is loaded or trained
     vm, cfg.world_model = course_world_model(cfg.env, a.scale, a.out, a.data_root, a.world_model)
     if cfg.fitness == "dream":
-        train = EpisodeDataset(a.data) if a.data else env_datasets(cfg.env, data_config(cfg.env, a.scale), a.data_root)[0]
+        train = EpisodeDataset(a.data or env_datasets(cfg.env, data_config(cfg.env, a.scale), a.data_root)[0].path)  # every training episode's first frame
         ctrl, run, hist = train_controller_in_dream(cfg, vm, dream_starts(train), a.resume, a.out)
     else:
         cfg.obs_dim = vm.vae.cfg.z_dim + vm.mdn.cfg.hidden

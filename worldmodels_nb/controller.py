@@ -105,7 +105,7 @@ class ControllerConfig:
     @classmethod
     def smoke(cls): return cls(popsize=6, rollouts=2, generations=3, max_steps=40, eval_every=2, eval_rollouts=4, num_envs=2)
     @classmethod
-    def quick(cls): return cls(popsize=16, rollouts=4, generations=12, max_steps=2100, eval_every=4, eval_rollouts=32)
+    def quick(cls): return cls(popsize=16, rollouts=4, generations=10, tau=1.3, max_steps=2100, eval_every=5, eval_rollouts=32)
     @classmethod
     def full(cls): return cls(popsize=64, rollouts=16, generations=200, eval_every=10, eval_rollouts=1024, num_envs=16)  # the paper
 
