@@ -78,6 +78,7 @@ def build(nbs: Path, out: Path) -> list[Path]:
         body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + sidebar(pages, name) + '<main class="wm-main">', body, 1)
         body = body.replace("</body>", "</main></body>", 1)
         (tmp/name).write_text(body)
+    if (nbs/"images").is_dir(): shutil.copytree(nbs/"images", tmp/"images")  # figures the markdown cells link to
     if out.exists(): shutil.rmtree(out)
     os.replace(tmp, out)
     return [out/n for n, _ in pages]
