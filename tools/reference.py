@@ -60,21 +60,37 @@ HEADLINES = {
                   ("Take Cover done-head ROC AUC", "VizdoomTakeCover-v1 done AUC", "chance", None)],
     "07_dream": [("V+M dream steps/s, 64 batched", "dream steps/s, 64 batched", "one at a time",
                   "dream steps/s, one at a time")],
+    "07_dream_controller": [("Take Cover real score, C trained only in the dream (100 episodes)",
+                             "real score (100 episodes)", "random policy", "random policy real score")],
     "08_rssm": [("HalfCheetah open-loop MSE h=15 (std units, lower is better)", "RSSM prior MSE h=15", "linear model",
-                 "linear MSE h=15")],
+                 "linear MSE h=15"),
+                ("CoinRun pixel RSSM open-loop PSNR h=4 (dB)", "pixel RSSM PSNR h=4", "copy last frame", "copy PSNR h=4")],
+    "09_tokens": [("VQ tokenizer held-out reconstruction PSNR (dB)", "tokenizer held-out PSNR (dB)", "V (05_vae)",
+                   "05_vae:held-out PSNR VAE (dB)"),
+                  ("token model open-loop PSNR h=4 (dB)", "PSNR h=4", None, "gain over copy h=4 (dB)"),
+                  ("POP imagination speed-up over token by token (x)", "POP speed-up (x)", "REM reports", None)],
+    "10_evaluation": [("pixel model PSNR h=8 (dB)", "pixel PSNR h=8", "copy last frame", "copy-last-frame PSNR h=8"),
+                      ("V+M PSNR h=8 (dB)", "V+M PSNR h=8", "copy last frame", "copy-last-frame PSNR h=8"),
+                      ("token model PSNR h=8 (dB)", "tokens PSNR h=8", "copy last frame", "copy-last-frame PSNR h=8")],
 }
-BASELINE_CONST = {"chance": 0.5}
+BASELINE_CONST = {"chance": 0.5, "REM reports": 15.4}
 
 
 def results_table(course: Path) -> str:
     "Markdown: each stage's headline numbers against its baseline, from the run's summaries."
     rows = ["| stage | measure | model | baseline | baseline value |", "|---|---|---|---|---|"]
+    figs_of = {}
+    for stage in HEADLINES:
+        figs_of[stage] = {}
+        for f in sorted((course/stage).glob("summary_*.json")): figs_of[stage].update(json.loads(f.read_text())["figures"])
     for stage, items in HEADLINES.items():
-        figs = {}
-        for f in sorted((course/stage).glob("summary_*.json")): figs.update(json.loads(f.read_text())["figures"])
+        figs = figs_of[stage]
         for what, key, base, bkey in items:
             if key not in figs: continue
-            bval = figs.get(bkey) if bkey else BASELINE_CONST.get(base)
+            other, _, okey = (bkey or "").partition(":")
+            bval = figs_of.get(other, {}).get(okey) if okey else figs.get(bkey) if bkey else BASELINE_CONST.get(base)
+            if base is None:  # the figure is a gain over copy: show the baseline as the model minus the gain
+                base, bval = "copy last frame", figs[key] - bval if bval is not None else None
             rows.append(f"| `{stage}` | {what} | {_fmt(figs[key])} | {base} | {_fmt(bval) if bval is not None else '—'} |")
     return "\n".join(rows)
 
