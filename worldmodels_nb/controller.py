@@ -9,7 +9,8 @@ __all__ = ['TAKE_COVER', 'CAR_RACING', 'NUM_OUTPUTS', 'TAKE_COVER_STAY', 'TAKE_C
            'num_outputs', 'Controller', 'to_env_action', 'unflatten_params', 'population_actions', 'population_policy',
            'ControllerConfig', 'check_controller_config', 'make_es', 'l2_penalty', 'save_es', 'load_es',
            'train_controller', 'load_controller', 'has_done_head', 'dream_fitness', 'train_controller_in_dream',
-           'RealFeatures', 'real_vec_env', 'real_returns', 'real_fitness', 'random_returns', 'course_world_model']
+           'RealFeatures', 'real_vec_env', 'real_returns', 'real_fitness', 'random_returns', 'course_world_model',
+           'ActorCritic', 'gae', 'ppo_update', 'train_ppo_real']
 
 # %% ../nbs/07_dream_controller.ipynb #9c62486d
 import json, math, time
@@ -285,3 +286,57 @@ def course_world_model(env: str, scale: str = "quick", out_dir="runs", data_root
     L = latent_datasets(env, scale, data_root, out_dir, progress=False)
     mdn, res = train_mdnrnn(preset(MDNRNNConfig, scale), L["train"], L["val"], out_dir, progress=False)
     return VMWorldModel(L["vae"], mdn.eval()).eval(), str(res.run_dir/"checkpoints"/"best.pt")
+
+# %% ../nbs/07_dream_controller.ipynb #ebde1067
+class ActorCritic(nn.Module):
+    "PPO's policy (logits over the game's discrete actions) and value, two small tanh MLPs on the features [z, h]."
+    def __init__(self, obs_dim: int, n_actions: int = 3, hidden: int = 64):
+        super().__init__()
+        self.pi = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, n_actions))
+        self.v = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+    def dist(self, x): return torch.distributions.Categorical(logits=self.pi(x))
+    def value(self, x): return self.v(x)[..., 0]
+
+def gae(rewards, values, last_value, ends, gamma: float = 0.99, lam: float = 0.95):
+    "Generalised advantage estimates (T, B) of a rollout; `ends[t]` cuts the bootstrap after step t (the env reset)."
+    adv, run = torch.zeros_like(rewards), torch.zeros_like(last_value)
+    for t in reversed(range(len(rewards))):
+        nxt = last_value if t == len(rewards) - 1 else values[t + 1]
+        delta = rewards[t] + gamma * nxt * (1 - ends[t]) - values[t]
+        adv[t] = run = delta + gamma * lam * (1 - ends[t]) * run
+    return adv, adv + values
+
+# %% ../nbs/07_dream_controller.ipynb #0b9493f2
+def ppo_update(agent: ActorCritic, opt, x, a, logp_old, adv, ret, epochs: int = 4, minibatch: int = 256, clip: float = 0.2,
+               ent: float = 0.01, gen=None):
+    "The clipped-surrogate PPO step over one rollout's flat batch (N, ...): `epochs` passes of shuffled minibatches."
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    for _ in range(epochs):
+        for i in torch.randperm(len(x), generator=gen).split(minibatch):
+            d = agent.dist(x[i]); ratio = (d.log_prob(a[i]) - logp_old[i]).exp()
+            pg = -torch.min(ratio * adv[i], ratio.clamp(1 - clip, 1 + clip) * adv[i]).mean()
+            loss = pg + 0.5 * (agent.value(x[i]) - ret[i]).pow(2).mean() - ent * d.entropy().mean()
+            opt.zero_grad(); loss.backward(); nn.utils.clip_grad_norm_(agent.parameters(), 0.5); opt.step()
+
+# %% ../nbs/07_dream_controller.ipynb #942fea82
+def train_ppo_real(vm, env_id: str, real_steps: int, num_envs: int = 8, horizon: int = 128, seed: int = 0, lr: float = 3e-4,
+                   max_steps: int = 2100, reward_scale: float = 0.1):
+    "PPO on V+M's features [z, h] in the real game for `real_steps` real steps: (agent, real steps, returns of finished episodes)."
+    torch.manual_seed(seed); gen = torch.Generator().manual_seed(seed)
+    vec, feats = real_vec_env(env_id, num_envs, max_steps), RealFeatures(vm)
+    try:
+        obs = vec.reset(seed=seed)[0]; x = feats.reset(obs)
+        agent = ActorCritic(x.shape[-1], vec.single_action_space.n)
+        opt, done_returns, cur, steps = torch.optim.Adam(agent.parameters(), lr), [], np.zeros(num_envs), 0
+        while steps < real_steps:
+            X, A, L, V, R, E = [], [], [], [], [], []
+            for _ in range(horizon):
+                with torch.no_grad(): d = agent.dist(x); a = d.sample(); X.append(x); A.append(a); L.append(d.log_prob(a)); V.append(agent.value(x))
+                obs, r, term, trunc, _ = vec.step(a.numpy()); end = np.asarray(term) | np.asarray(trunc); steps += num_envs
+                cur += r; done_returns += cur[end].tolist(); cur[end] = 0
+                R.append(torch.as_tensor(r, dtype=torch.float32) * reward_scale); E.append(torch.as_tensor(end, dtype=torch.float32))
+                x = feats.step(a, obs); x = feats.reset(obs, end) if end.any() else x
+            with torch.no_grad(): adv, ret = gae(torch.stack(R), torch.stack(V), agent.value(x), torch.stack(E))
+            ppo_update(agent, opt, torch.cat(X), torch.cat(A), torch.cat(L), adv.flatten(), ret.flatten(), gen=gen)
+    finally: vec.close()
+    return agent.eval(), steps, np.asarray(done_returns)
