@@ -6,7 +6,7 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/cli.html.md"""
 
 # %% auto #0
 __all__ = ['FAMILIES', 'train_parser', 'family_config', 'family_data', 'train_pixel_cli', 'train_vae_cli', 'train_mdnrnn_cli',
-           'train_rssm_cli', 'train_main', 'check_compatible', 'evaluate_checkpoint', 'eval_main']
+           'train_rssm_cli', 'train_tokens_cli', 'train_main', 'check_compatible', 'evaluate_checkpoint', 'eval_main']
 
 # %% ../nbs/91_cli.ipynb #44da9333
 import argparse, math, sys
@@ -18,7 +18,7 @@ from .core import SCALES, ConfigError, apply_overrides, get_device, load_model, 
 from .data import USER_ERRORS, CLIParser, EpisodeDataset, data_config, ensure_dataset, env_datasets, existing_file, positive_int, read_manifest
 
 # %% ../nbs/91_cli.ipynb #0b6e2d50
-FAMILIES = ("pixel", "vae", "mdnrnn", "rssm")
+FAMILIES = ("pixel", "vae", "mdnrnn", "rssm", "tokens")
 
 def train_parser(family: str) -> argparse.ArgumentParser:
     "The `wm-train FAMILY` argument parser."
@@ -34,14 +34,15 @@ def train_parser(family: str) -> argparse.ArgumentParser:
     if family == "rssm":
         p.add_argument("--buffer", type=existing_file, default=None, help="a FACTR buf.pkl to import into --data (or data/factr-<name>)")
         p.add_argument("--rollout-config", type=existing_file, default=None, help="the buffer's rollout_config.yaml (normalisation statistics)")
+    if family == "tokens": p.add_argument("--tokenizer", type=existing_file, default=None, help="a trained tokenizer checkpoint to reuse (default: train one first)")
     p.add_argument("overrides", nargs="*", help="config overrides such as train.max_steps=2000 data.val_fraction=0.1")
     return p
 
 # %% ../nbs/91_cli.ipynb #04b58cb4
 def family_config(family: str, a):
     "The config of `family` for parsed arguments `a`: preset, environment, overrides."
-    from worldmodels_nb import pixel, vae, mdnrnn, rssm
-    cls = dict(pixel=pixel.PixelConfig, vae=vae.VAEConfig, mdnrnn=mdnrnn.MDNRNNConfig, rssm=rssm.RSSMConfig)[family]
+    from worldmodels_nb import pixel, vae, mdnrnn, rssm, tokens
+    cls = dict(pixel=pixel.PixelConfig, vae=vae.VAEConfig, mdnrnn=mdnrnn.MDNRNNConfig, rssm=rssm.RSSMConfig, tokens=tokens.TokenWMConfig)[family]
     cfg = preset(cls, a.scale)
     if a.env and a.env != cfg.env:
         dc = data_config(a.env, a.scale)  # the env family's policy and step counts; levels and val_fraction stay
@@ -121,6 +122,39 @@ def train_rssm_cli(cfg, a):
     print(f"trained {res.step} steps -> {res.run_dir} (best {cfg.train.monitor} {res.best:.5g})")
     return res.run_dir
 
+# %% ../nbs/91_cli.ipynb #a236d94b
+def _tokenizer_for(cfg, a, train, val):
+    "(tokenizer, where it came from): from the resumed run's checkpoint, from --tokenizer, or trained now."
+    from worldmodels_nb.core import config_from_dict, load_checkpoint
+    from worldmodels_nb.tokens import Tokenizer, TokenizerConfig, TokenWMConfig, resolve_tokenizer_config, train_tokenizer
+    if a.resume:
+        st = load_checkpoint(Path(a.resume)/"checkpoints"/"last.pt")
+        tok = Tokenizer(config_from_dict(TokenWMConfig, st["config"]).model.tokenizer)
+        tok.load_state_dict({k.removeprefix("tokenizer."): v for k, v in st["model"].items() if k.startswith("tokenizer.")})
+        return tok, st["config"].get("tokenizer_checkpoint", "")
+    if a.tokenizer:
+        tok, tcfg, _ = load_model(a.tokenizer)
+        if not isinstance(tok, Tokenizer): raise ValueError(f"--tokenizer {a.tokenizer} is a {type(tok).__name__} checkpoint, not a tokenizer's")
+        return tok, str(a.tokenizer)
+    tcfg = resolve_tokenizer_config(TokenizerConfig(cfg.data, cfg.model.tokenizer, cfg.tokenizer_train, cfg.env), train)
+    tok, res = train_tokenizer(tcfg, train, val, a.out)
+    print(f"tokenizer: {res.step} steps -> {res.run_dir} (val PSNR {res.val.get('val_recon_psnr', float('nan')):.2f} dB)")
+    return tok, str(res.run_dir/"checkpoints"/"last.pt")
+
+def train_tokens_cli(cfg, a):
+    from worldmodels_nb.data import set_action_space
+    from worldmodels_nb.tokens import tokenize_dataset, train_token_wm
+    train, val, _ = family_data(cfg, a)
+    if not train.is_pixel or train.action_space["kind"] != "discrete":
+        raise ValueError(f"{train.path}: the token world model needs frames and discrete actions (a Procgen, Atari or VizDoom env)")
+    set_action_space(cfg.model, train)
+    tok, cfg.tokenizer_checkpoint = _tokenizer_for(cfg, a, train, val)
+    cfg.model.tokenizer = tok.cfg
+    store = tokenize_dataset(tok, val, store=tokenize_dataset(tok, train, cfg.token_frames))
+    model, res = train_token_wm(cfg, tok, store, train, val, a.out, run_dir=a.resume)
+    print(f"trained {res.step} steps -> {res.run_dir} (best {cfg.train.monitor} {res.best:.5g})")
+    return res.run_dir
+
 # %% ../nbs/91_cli.ipynb #48316be3
 def train_main(argv=None):
     "wm-train FAMILY [options] [key=value ...]"
@@ -131,7 +165,7 @@ def train_main(argv=None):
     family = argv[0]
     if family not in FAMILIES: sys.exit(f"wm-train: unknown family {family!r}; families: {', '.join(FAMILIES)}")
     a = train_parser(family).parse_args(argv[1:])
-    driver = dict(pixel=train_pixel_cli, vae=train_vae_cli, mdnrnn=train_mdnrnn_cli, rssm=train_rssm_cli)[family]
+    driver = dict(pixel=train_pixel_cli, vae=train_vae_cli, mdnrnn=train_mdnrnn_cli, rssm=train_rssm_cli, tokens=train_tokens_cli)[family]
     try: driver(family_config(family, a), a)
     except USER_ERRORS as e: sys.exit(f"wm-train {family}: {e}")
     return 0
@@ -166,6 +200,7 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
         model = model.as_world_model(cfg, device)
         check_compatible(model.vae.cfg, ds, "its V")
     else: check_compatible(cfg.model, ds)
+    if hasattr(cfg.model, "tokenizer"): check_compatible(cfg.model.tokenizer, ds, "its tokenizer")  # the token model's frames
     k = context if context is not None else getattr(cfg, "context", None) or getattr(cfg.model, "context", 4)
     H = horizon if horizon is not None else getattr(cfg, "horizon", 32)
     clips = lambda: ds.clips(k + H, max_clips=max_clips, batch_size=64)
