@@ -10,7 +10,7 @@ __all__ = ['TokenizerModelConfig', 'TokenizerConfig', 'TokenWMModelConfig', 'Tok
            'recon_report', 'train_tokenizer', 'step_layout', 'visibility', 'Attention', 'Retention', 'Block',
            'TokenWorldModel', 'clip_tokens', 'tokenize_dataset', 'token_sampler', 'train_token_wm', 'imagination_speed']
 
-# %% ../nbs/09_tokens.ipynb #14f9b9c2
+# %% ../nbs/09_tokens.ipynb #c068deb0
 import math, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ from .data import DataConfig, env_datasets, set_action_space
 from .metrics import to_unit, psnr
 from .dream import action_space
 
-# %% ../nbs/09_tokens.ipynb #e9d08001
+# %% ../nbs/09_tokens.ipynb #eefc5faa
 @dataclass
 class TokenizerModelConfig:
     "Architecture and losses of the VQ tokenizer."
@@ -64,7 +64,7 @@ class TokenizerConfig:
                    TrainConfig(max_steps=50_000, batch_size=128, lr=5e-4, warmup_steps=1000, val_every=2500,
                                val_batches=8, ckpt_every=2500, monitor="val_recon_mse"))
 
-# %% ../nbs/09_tokens.ipynb #69d47487
+# %% ../nbs/09_tokens.ipynb #9199b57b
 @dataclass
 class TokenWMModelConfig:
     "Sequence model over tokens: sizes, the mixer (attention or retention) and how it imagines."
@@ -111,7 +111,7 @@ class TokenWMConfig:
                    TrainConfig(max_steps=100_000, batch_size=64, lr=3e-4, warmup_steps=2000, val_every=5000, val_batches=16,
                                ckpt_every=5000, monitor="val_obs_ce"), TokenizerConfig.full().train)
 
-# %% ../nbs/09_tokens.ipynb #c598c507
+# %% ../nbs/09_tokens.ipynb #35b514d6
 class ResBlock(nn.Module):
     "x + conv(silu(norm(conv(silu(norm(x))))))"
     def __init__(self, c: int):
@@ -140,7 +140,7 @@ def tok_decoder(cfg: TokenizerModelConfig) -> nn.Sequential:
     for a, b in zip(w[:-1], w[1:]): layers += [nn.GroupNorm(8, a), nn.SiLU(), nn.ConvTranspose2d(a, b, 4, 2, 1)]
     return nn.Sequential(*layers, ResBlock(w[-1]), nn.GroupNorm(8, w[-1]), nn.SiLU(), nn.ConvTranspose2d(w[-1], cfg.obs_shape[0], 4, 2, 1))
 
-# %% ../nbs/09_tokens.ipynb #acdef598
+# %% ../nbs/09_tokens.ipynb #ebd47e12
 class VectorQuantizer(nn.Module):
     "Nearest code by cosine similarity, straight-through gradients, EMA codebook with dead-code revival."
     def __init__(self, num_codes: int, dim: int, ema: float = 0.95, dead_after: float = 0.02):
@@ -160,7 +160,7 @@ class VectorQuantizer(nn.Module):
         if self.training: self.update(z.detach(), idx)
         return z + (zq - z).detach(), idx, F.mse_loss(z, zq.detach())
 
-# %% ../nbs/09_tokens.ipynb #1f8f848f
+# %% ../nbs/09_tokens.ipynb #23c7110d
 @patch
 @torch.no_grad()
 def update(self: VectorQuantizer, z, idx):
@@ -175,7 +175,7 @@ def update(self: VectorQuantizer, z, idx):
         pick = z[torch.randint(len(z), (int(dead.sum()),), device=z.device)]
         self.codebook[dead], self.ema_sum[dead], self.ema_count[dead] = pick, pick, 1.0
 
-# %% ../nbs/09_tokens.ipynb #864d3f05
+# %% ../nbs/09_tokens.ipynb #6b55ab21
 class Tokenizer(nn.Module):
     "VQ-VAE: frames (N, C, H, W) in [0, 1] <-> tokens (N, grid*grid) in [0, num_codes)."
     def __init__(self, cfg: TokenizerModelConfig):
@@ -203,7 +203,7 @@ class Tokenizer(nn.Module):
         return torch.sigmoid(self.decoder(zq)).reshape(*lead, *self.cfg.obs_shape)
     def reconstruct(self, x): return self.decode(self.encode(x))
 
-# %% ../nbs/09_tokens.ipynb #b96ef115
+# %% ../nbs/09_tokens.ipynb #8aca5099
 def pixel_losses(xh, x):
     "Δ-IRIS reconstruction terms of frames (N, C, H, W): L1, L2 and the worst pixel's squared error per image."
     err = (xh - x) ** 2
@@ -222,7 +222,7 @@ def loss(self: Tokenizer, batch) -> dict:
     return {"loss": loss, **{k: v.detach() for k, v in t.items()}, "commit": commit.detach(), "perplexity": perplexity,
             "recon_mse": t["l2"].detach()}
 
-# %% ../nbs/09_tokens.ipynb #749b85e9
+# %% ../nbs/09_tokens.ipynb #a618c82e
 def resolve_tokenizer_config(cfg, ds):
     "Fill the tokenizer's obs_shape in from a dataset."
     if not ds.is_pixel: raise ConfigError(f"{ds.path} holds states, not frames; the token world model needs a pixel environment")
@@ -260,7 +260,7 @@ def train_tokenizer(cfg: TokenizerConfig, train_ds, val_ds, out_dir="runs", run_
               val_data=val_batches, config=cfg, val_fn=val_fn, progress=progress)
     return model, res
 
-# %% ../nbs/09_tokens.ipynb #be83138f
+# %% ../nbs/09_tokens.ipynb #63143514
 def step_layout(steps: int, K: int, pop: bool, first_step: int = 0) -> dict:
     "Position, step and real-flag of every token of `steps` steps [z (K), a, (P (K) if pop)]; P tokens predict the next frame."
     pos, step, real = [], [], []
@@ -277,7 +277,7 @@ def visibility(meta: dict) -> torch.Tensor:
     pred_key = ~rj & ~ri & (sj == si) & (pj <= pi)
     return real_key | pred_key
 
-# %% ../nbs/09_tokens.ipynb #7d28d396
+# %% ../nbs/09_tokens.ipynb #d135dded
 class Attention(nn.Module):
     "Multi-head self-attention with an explicit visibility mask and a KV cache that keeps only real tokens."
     def __init__(self, dim: int, heads: int):
@@ -296,7 +296,7 @@ class Attention(nn.Module):
             cache["k"], cache["v"] = torch.cat([cache["k"], k[:, :, r]], 2) if "k" in cache else k[:, :, r], torch.cat([cache["v"], v[:, :, r]], 2) if "v" in cache else v[:, :, r]
         return self.proj(y.transpose(1, 2).reshape(B, L, C))
 
-# %% ../nbs/09_tokens.ipynb #07b939da
+# %% ../nbs/09_tokens.ipynb #0220018b
 class Retention(nn.Module):
     "Multi-scale retention (RetNet): per-head decay gamma; parallel form over a masked block, recurrent state across calls."
     def __init__(self, dim: int, heads: int):
@@ -329,7 +329,7 @@ def _update(self: Retention, cache, k, v, p, real):
     if "S" in cache: S = S + torch.exp(lg * (n - cache["last"])) * cache["S"]
     cache["S"], cache["last"] = S, n
 
-# %% ../nbs/09_tokens.ipynb #758de1c1
+# %% ../nbs/09_tokens.ipynb #2d84e1af
 class Block(nn.Module):
     "Pre-norm residual block: x + mixer(ln(x)), then x + mlp(ln(x)) (nanoGPT)."
     def __init__(self, cfg: TokenWMModelConfig):
@@ -343,7 +343,7 @@ class Block(nn.Module):
         x = x + self.mix(self.ln1(x), meta, mask, cache)
         return x + self.mlp(self.ln2(x))
 
-# %% ../nbs/09_tokens.ipynb #e6026ada
+# %% ../nbs/09_tokens.ipynb #2d6fcfae
 class TokenWorldModel(nn.Module):
     "A frozen VQ tokenizer and a causal sequence model over [z_t (K tokens), a_t] steps, with POP prediction tokens."
     def __init__(self, cfg: TokenWMModelConfig):
@@ -379,7 +379,7 @@ class TokenWorldModel(nn.Module):
         for i, blk in enumerate(self.blocks): x = blk(x, meta, mask, None if caches is None else caches[i])
         return self.ln_f(x)
 
-# %% ../nbs/09_tokens.ipynb #912ed384
+# %% ../nbs/09_tokens.ipynb #78a4f29e
 def clip_tokens(self, batch):
     "Tokens (B, T, K) of a batch: pre-computed ('tokens') or encoded from its frames."
     if "tokens" in batch: return batch["tokens"].long()
@@ -414,7 +414,7 @@ def loss(self: TokenWorldModel, batch) -> dict:
     out["obs_ce"] = (out["ar_ce"] + out.get("pop_ce", out["ar_ce"])) / 2
     return {"loss": loss, **{k: v.detach() for k, v in out.items()}}
 
-# %% ../nbs/09_tokens.ipynb #1bf8da7e
+# %% ../nbs/09_tokens.ipynb #96afcfa8
 @patch
 def _call(self: TokenWorldModel, caches, tokens, actions, first_slot: int, step: int, n_act: int, pred: bool):
     "One forward over: real obs tokens `tokens` (B, n) of `step` from `first_slot`, then its action, then its K prediction tokens."
@@ -441,7 +441,7 @@ def _pick(logits, tau: float = 0.0, generator=None):
     p = torch.softmax(logits / tau, -1)
     return torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=generator).reshape(p.shape[:-1])
 
-# %% ../nbs/09_tokens.ipynb #47ef4958
+# %% ../nbs/09_tokens.ipynb #eea179b0
 @patch
 def next_frame(self: TokenWorldModel, caches, s: int, pending, action, mode: str = "pop", tau: float = 0.0, generator=None):
     "Tokens (B, K) of the frame after `action`, given the pending (not yet cached) tokens of frame s; plus reward, done logit and hidden."
@@ -460,7 +460,7 @@ def next_frame(self: TokenWorldModel, caches, s: int, pending, action, mode: str
     else: raise ConfigError(f"unknown imagination mode {mode!r}; choose pop or ar")
     return z, self.reward_head(ha)[:, 0], self.done_head(ha)[:, 0], ha
 
-# %% ../nbs/09_tokens.ipynb #fed41ff0
+# %% ../nbs/09_tokens.ipynb #95e818bb
 @patch
 def observe(self: TokenWorldModel, frames, actions):
     "State after k context frames (B, k, C, H, W) in [0, 1] and the k-1 actions between them: their tokens and actions."
@@ -489,7 +489,7 @@ def imagine(self: TokenWorldModel, state, actions, mode: str | None = None):
     "Decoded frames (B, H, C, H, W) in [0, 1] for the H actions (B, H) taken from the last context frame on."
     return self.tokenizer.decode(self.imagine_tokens(state, actions, mode)[0])
 
-# %% ../nbs/09_tokens.ipynb #a24a4b67
+# %% ../nbs/09_tokens.ipynb #e1dc8657
 @patch
 @torch.no_grad()
 def dream_start(self: TokenWorldModel, frames, actions) -> dict:
@@ -517,13 +517,13 @@ def dream_decode(self: TokenWorldModel, state: dict): return self.tokenizer.deco
 @patch
 def dream_action_space(self: TokenWorldModel): return action_space(self.cfg.num_actions)
 
-# %% ../nbs/09_tokens.ipynb #bcd5083f
+# %% ../nbs/09_tokens.ipynb #f43d6646
 @torch.no_grad()
 def tokenize_dataset(tok: Tokenizer, ds, max_frames: int = 0, store: dict | None = None, batch_size: int = 512) -> dict:
     "Tokens (N, K) of the rows of `ds`'s episodes (whole episodes, up to max_frames; 0 = all), -1 elsewhere, with the folder's actions, rewards and dones."
     tok.eval()
     if store is None:
-        cat = lambda f, dt: torch.cat([torch.from_numpy(np.asarray(a[f])) for a in ds._arrays]).to(dt)
+        cat = lambda f, dt: torch.cat([torch.from_numpy(np.array(a[f])) for a in ds._arrays]).to(dt)
         store = dict(tokens=torch.full((int(ds._offsets[-1]), tok.K), -1, dtype=torch.int16), actions=cat("actions", torch.long),
                      rewards=cat("rewards", torch.float32), dones=cat("done", torch.float32))
     starts, lens = ds._ep_start[ds.episodes], ds._ep_len[ds.episodes]
@@ -531,7 +531,7 @@ def tokenize_dataset(tok: Tokenizer, ds, max_frames: int = 0, store: dict | None
     rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts[:keep], lens[:keep])])
     for i in range(0, len(rows), batch_size):
         r = rows[i:i + batch_size]
-        store["tokens"][r] = tok.encode(to_unit(ds._gather(r[None])["frames"][0])).short()  # (n, C, H, W) -> (n, K)
+        store["tokens"][r] = tok.encode(to_unit(ds._gather(r[:, None])["frames"][:, 0])).short()  # (n, C, H, W) -> (n, K)
     return store
 
 def token_sampler(ds, store: dict, batch_size: int, T: int, seed: int = 0):
@@ -545,7 +545,7 @@ def token_sampler(ds, store: dict, batch_size: int, T: int, seed: int = 0):
         return {k: v[idx].long() if k == "tokens" else v[idx] for k, v in store.items()}
     return sample
 
-# %% ../nbs/09_tokens.ipynb #e5f5b4ee
+# %% ../nbs/09_tokens.ipynb #2b484418
 def train_token_wm(cfg: TokenWMConfig, tokenizer: Tokenizer, store: dict, train_ds, val_ds, out_dir="runs", run_dir=None,
                    progress: bool = True, name: str = "tokens"):
     "Train the sequence model (the tokenizer's weights copied in, frozen) with `core.fit` on token clips of max_steps steps."
@@ -559,7 +559,7 @@ def train_token_wm(cfg: TokenWMConfig, tokenizer: Tokenizer, store: dict, train_
               val_data=[val(i) for i in range(cfg.train.val_batches)], config=cfg, progress=progress)
     return model, res
 
-# %% ../nbs/09_tokens.ipynb #0109a85c
+# %% ../nbs/09_tokens.ipynb #7015659c
 @torch.no_grad()
 def imagination_speed(model: TokenWorldModel, state: dict, actions, modes=("pop", "ar"), repeats: int = 2) -> dict:
     "Imagined frames per second of each mode (tokens only, no decoding): same model, same batch, one run; best of `repeats`."
