@@ -98,5 +98,5 @@ def test_mismatched_data_is_a_one_line_error(tmp_path):
     assert r.returncode != 0 and "holds frames" in r.stderr and "Traceback" not in r.stderr
     r = cli("train_main", "rssm", "--scale", "smoke", "--data", states.path, "--heldout", tmp_path/"missing")
     assert r.returncode != 0 and "--heldout" in r.stderr and "Traceback" not in r.stderr
-    r = cli("train_main", "tokens")
-    assert r.returncode != 0 and "unknown family 'tokens'" in r.stderr
+    r = cli("train_main", "vq-diffusion")
+    assert r.returncode != 0 and "unknown family 'vq-diffusion'" in r.stderr

@@ -6,7 +6,8 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/bench.html.md"""
 
 # %% auto #0
 __all__ = ['BENCHES', 'BENCH_ARGS', 'register', 'rate', 'raw_procgen_rate', 'naive_sample', 'loader_rates', 'bench_data',
-           'bare_loop_rate', 'fit_loop_rate', 'bench_train', 'bench_controller', 'format_results', 'main']
+           'bare_loop_rate', 'fit_loop_rate', 'bench_train', 'bench_tokens', 'bench_controller', 'format_results',
+           'main']
 
 # %% ../nbs/92_bench.ipynb #a8e24f85
 import json, sys, tempfile, time
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from .core import atomic_write_text
-from .data import USER_ERRORS, CLIParser, EpisodeDataset, collect, positive_float, positive_int
+from .data import USER_ERRORS, CLIParser, EpisodeDataset, collect, existing_file, positive_float, positive_int
 
 # %% ../nbs/92_bench.ipynb #019fd2a2
 BENCHES: dict[str, Callable[..., dict]] = {}  # name -> benchmark function (keyword arguments -> dict of results)
@@ -172,6 +173,35 @@ def bench_train(seconds: float = 2.0, batch_size: int = 32, width: int = 32) -> 
                     f"{name}_fit_overhead_pct": 100 * (1 - fitr / bare)})
     out["mdnrnn_fit_transitions_per_s"] = out["mdnrnn_fit_sequences_per_s"] * T
     return dict(pixel_width=width, batch_size=batch_size, rssm_seq_len=rc.seq_len, mdnrnn_seq_len=T, **out)
+
+# %% ../nbs/92_bench.ipynb #ec0f3947
+def _tokens_args(p):
+    p.add_argument("--checkpoint", type=existing_file, default=None, help="a tokens run's checkpoint (default: untrained models of the quick preset's size)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="imagined sequences per batch")
+    p.add_argument("--horizon", type=positive_int, default=32, help="frames imagined per sequence")
+    p.add_argument("--grid", type=positive_int, default=4, help="tokens per side of a frame without --checkpoint: 4 (16 tokens, IRIS) or 8 (64, REM)")
+
+@register("tokens", _tokens_args)
+def bench_tokens(seconds: float = 2.0, checkpoint=None, batch_size: int = 64, horizon: int = 32, grid: int = 4) -> dict:
+    "Imagined frames/s of POP vs token-by-token generation, same model and batch, transformer and retention."
+    from worldmodels_nb.core import load_model
+    from worldmodels_nb.tokens import TokenWMConfig, imagination_speed
+    models = {}
+    if checkpoint: m = load_model(checkpoint)[0]; models[m.cfg.mixer] = m
+    else:
+        for mixer in ("attention", "retention"):
+            c = TokenWMConfig.quick(); c.model.mixer, c.model.tokenizer.grid = mixer, grid
+            torch.manual_seed(0); models[mixer] = c.build_model().eval()
+    out = {}
+    for name, m in models.items():
+        g = torch.Generator().manual_seed(0)
+        state = dict(tokens=torch.randint(0, m.cfg.tokenizer.num_codes, (batch_size, 4, m.K), generator=g),
+                     actions=torch.randint(0, m.cfg.num_actions, (batch_size, 3), generator=g))
+        s = imagination_speed(m, state, torch.randint(0, m.cfg.num_actions, (batch_size, horizon), generator=g), repeats=max(1, round(seconds / 2)))
+        out.update({f"{name}_pop_frames_per_s": s["pop_frames_per_s"], f"{name}_ar_frames_per_s": s["ar_frames_per_s"],
+                    f"{name}_pop_speedup": s["pop_frames_per_s"] / s["ar_frames_per_s"]})
+    m = next(iter(models.values()))
+    return dict(tokens_per_frame=m.K, layers=m.cfg.layers, dim=m.cfg.dim, batch_size=batch_size, horizon=horizon, window=m.cfg.max_steps, **out)
 
 # %% ../nbs/92_bench.ipynb #96a9991d
 def _controller_args(p):

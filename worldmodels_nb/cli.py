@@ -6,8 +6,8 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/cli.html.md"""
 
 # %% auto #0
 __all__ = ['FAMILIES', 'train_parser', 'family_config', 'family_data', 'train_pixel_cli', 'train_vae_cli', 'train_mdnrnn_cli',
-           'train_rssm_cli', 'train_controller_cli', 'train_main', 'check_compatible', 'load_world_model', 'family_of',
-           'evaluate_checkpoint', 'eval_main', 'leaderboard_main']
+           'train_rssm_cli', 'train_tokens_cli', 'train_controller_cli', 'train_main', 'check_compatible',
+           'load_world_model', 'family_of', 'evaluate_checkpoint', 'eval_main', 'leaderboard_main']
 
 # %% ../nbs/91_cli.ipynb #44da9333
 import argparse, math, sys
@@ -19,7 +19,7 @@ from .core import SCALES, ConfigError, apply_overrides, get_device, load_model, 
 from .data import USER_ERRORS, CLIParser, EpisodeDataset, data_config, ensure_dataset, env_datasets, existing_file, positive_int, read_manifest
 
 # %% ../nbs/91_cli.ipynb #0b6e2d50
-FAMILIES = ("pixel", "vae", "mdnrnn", "rssm", "controller")
+FAMILIES = ("pixel", "vae", "mdnrnn", "rssm", "tokens", "controller")
 
 def train_parser(family: str) -> argparse.ArgumentParser:
     "The `wm-train FAMILY` argument parser."
@@ -32,6 +32,8 @@ def train_parser(family: str) -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="parent of the run folder (default: runs)")
     p.add_argument("--resume", default=None, help="a run folder to continue from its checkpoints/last.pt")
     if family == "vae": p.add_argument("--encode", default=None, help="after training, encode the training data into this latent dataset folder")
+    if family == "tokens":
+        p.add_argument("--tokenizer", type=existing_file, default=None, help="a trained tokenizer checkpoint to reuse (default: train one first)")
     if family == "controller":
         p.add_argument("--world-model", default="auto", help="the MDN-RNN checkpoint whose V+M C dreams in and sees the game through (default: the newest under --out, else trained)")
     if family == "rssm":
@@ -43,8 +45,9 @@ def train_parser(family: str) -> argparse.ArgumentParser:
 # %% ../nbs/91_cli.ipynb #04b58cb4
 def family_config(family: str, a):
     "The config of `family` for parsed arguments `a`: preset, environment, overrides."
-    from worldmodels_nb import pixel, vae, mdnrnn, rssm, controller
-    cls = dict(pixel=pixel.PixelConfig, vae=vae.VAEConfig, mdnrnn=mdnrnn.MDNRNNConfig, rssm=rssm.RSSMConfig, controller=controller.ControllerConfig)[family]
+    from worldmodels_nb import pixel, vae, mdnrnn, rssm, tokens, controller
+    cls = dict(pixel=pixel.PixelConfig, vae=vae.VAEConfig, mdnrnn=mdnrnn.MDNRNNConfig, rssm=rssm.RSSMConfig, tokens=tokens.TokenWMConfig,
+               controller=controller.ControllerConfig)[family]
     cfg = preset(cls, a.scale)
     if family == "controller": cfg.env = a.env or cfg.env  # C has no data settings of its own
     elif a.env and a.env != cfg.env:
@@ -125,6 +128,39 @@ def train_rssm_cli(cfg, a):
     print(f"trained {res.step} steps -> {res.run_dir} (best {cfg.train.monitor} {res.best:.5g})")
     return res.run_dir
 
+# %% ../nbs/91_cli.ipynb #a236d94b
+def _tokenizer_for(cfg, a, train, val):
+    "(tokenizer, where it came from): from the resumed run's checkpoint, from --tokenizer, or trained now."
+    from worldmodels_nb.core import config_from_dict, load_checkpoint
+    from worldmodels_nb.tokens import Tokenizer, TokenizerConfig, TokenWMConfig, resolve_tokenizer_config, train_tokenizer
+    if a.resume:
+        st = load_checkpoint(Path(a.resume)/"checkpoints"/"last.pt")
+        tok = Tokenizer(config_from_dict(TokenWMConfig, st["config"]).model.tokenizer)
+        tok.load_state_dict({k.removeprefix("tokenizer."): v for k, v in st["model"].items() if k.startswith("tokenizer.")})
+        return tok, st["config"].get("tokenizer_checkpoint", "")
+    if a.tokenizer:
+        tok, tcfg, _ = load_model(a.tokenizer)
+        if not isinstance(tok, Tokenizer): raise ValueError(f"--tokenizer {a.tokenizer} is a {type(tok).__name__} checkpoint, not a tokenizer's")
+        return tok, str(a.tokenizer)
+    tcfg = resolve_tokenizer_config(TokenizerConfig(cfg.data, cfg.model.tokenizer, cfg.tokenizer_train, cfg.env), train)
+    tok, res = train_tokenizer(tcfg, train, val, a.out)
+    print(f"tokenizer: {res.step} steps -> {res.run_dir} (val PSNR {res.val.get('val_recon_psnr', float('nan')):.2f} dB)")
+    return tok, str(res.run_dir/"checkpoints"/"last.pt")
+
+def train_tokens_cli(cfg, a):
+    from worldmodels_nb.data import set_action_space
+    from worldmodels_nb.tokens import tokenize_dataset, train_token_wm
+    train, val, _ = family_data(cfg, a)
+    if not train.is_pixel or train.action_space["kind"] != "discrete":
+        raise ValueError(f"{train.path}: the token world model needs frames and discrete actions (a Procgen, Atari or VizDoom env)")
+    set_action_space(cfg.model, train)
+    tok, cfg.tokenizer_checkpoint = _tokenizer_for(cfg, a, train, val)
+    cfg.model.tokenizer = tok.cfg
+    store = tokenize_dataset(tok, val, store=tokenize_dataset(tok, train, cfg.token_frames))
+    model, res = train_token_wm(cfg, tok, store, train, val, a.out, run_dir=a.resume)
+    print(f"trained {res.step} steps -> {res.run_dir} (best {cfg.train.monitor} {res.best:.5g})")
+    return res.run_dir
+
 # %% ../nbs/91_cli.ipynb #67df0faf
 def train_controller_cli(cfg, a):
     from worldmodels_nb.controller import course_world_model, real_fitness, train_controller, train_controller_in_dream
@@ -153,7 +189,8 @@ def train_main(argv=None):
     family = argv[0]
     if family not in FAMILIES: sys.exit(f"wm-train: unknown family {family!r}; families: {', '.join(FAMILIES)}")
     a = train_parser(family).parse_args(argv[1:])
-    driver = dict(pixel=train_pixel_cli, vae=train_vae_cli, mdnrnn=train_mdnrnn_cli, rssm=train_rssm_cli, controller=train_controller_cli)[family]
+    driver = dict(pixel=train_pixel_cli, vae=train_vae_cli, mdnrnn=train_mdnrnn_cli, rssm=train_rssm_cli, tokens=train_tokens_cli,
+                  controller=train_controller_cli)[family]
     try: driver(family_config(family, a), a)
     except USER_ERRORS as e: sys.exit(f"wm-train {family}: {e}")
     return 0
@@ -181,7 +218,9 @@ def load_world_model(checkpoint, device="cpu", data=None):
         if data is not None: check_compatible(cfg.model, data, "the MDN-RNN")
         model = model.as_world_model(cfg, device).eval()
         if data is not None: check_compatible(model.vae.cfg, data, "its V")
-    elif data is not None: check_compatible(cfg.model, data)
+    elif data is not None:
+        check_compatible(cfg.model, data)
+        if hasattr(cfg.model, "tokenizer"): check_compatible(cfg.model.tokenizer, data, "its tokenizer")  # the token model's frames
     return model, cfg, st
 
 def family_of(cfg) -> str:
