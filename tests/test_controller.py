@@ -53,6 +53,7 @@ class SignDream(torch.nn.Module):
         ok = torch.where(f[:, 0] > 0, actions == 1, actions == 2)  # right when f0 > 0, left when f0 < 0
         nxt = 3 * torch.randn(f.shape, generator=generator)
         return dict(f=nxt), ok.float(), torch.zeros(len(f))
+    def dream_observe(self, state, actions, frames): return dict(f=frames)
     def dream_features(self, state): return state["f"]
     def dream_decode(self, state): return state["f"]
     def dream_action_space(self): return action_space(3)
@@ -139,3 +140,53 @@ def test_wm_train_controller_bad_input_is_one_line(tmp_path):
         train_main(["controller", "--scale", "smoke", "--world-model", str(run/"checkpoints"/"last.pt"), "--out", str(tmp_path)])
     with pytest.raises(ConfigError, match="an evolution for VizdoomTakeCover-v1, not CarRacing-v3"):  # resuming another game's run
         train_controller(ControllerConfig(env=CAR_RACING, obs_dim=20, popsize=4, generations=2), quadratic, run, progress=False)
+
+def old_vm_features(vm, frames_seq, actions_seq):
+    "The V+M loop of the paper written out: V's mean code of each frame, M's LSTM stepped on (z_t, a_t); features [z_t, h_t] per step."
+    z = vm.vae.encode(frames_seq[0])[0]; h, c = vm.mdn.initial(len(z)); out = [torch.cat([z, h[0]], -1)]
+    for a, f in zip(actions_seq, frames_seq[1:]):
+        _, _, _, _, (h, c) = vm.mdn.step(z, a, (h, c)); z = vm.vae.encode(f)[0]; out.append(torch.cat([z, h[0]], -1))
+    return out
+
+def test_real_features_of_vm_are_the_paper_loop():
+    "The generic adapter (dream_start + dream_observe) gives V+M exactly the features of V encoding each frame and M's LSTM stepping."
+    vm, g = tiny_vm(), np.random.default_rng(0)
+    obs = g.integers(0, 256, (5, 3, 64, 64, 3), dtype=np.uint8)  # (T, B, H, W, C): env observations
+    acts = torch.as_tensor(g.integers(0, 3, (4, 3)))
+    x = torch.as_tensor(obs).permute(0, 1, 4, 2, 3).float() / 255
+    with torch.no_grad(): want = old_vm_features(vm, x, acts)
+    rf = RealFeatures(vm)
+    got = [rf.reset(obs[0])] + [rf.step(a.numpy(), o) for a, o in zip(acts, obs[1:])]
+    for w, f in zip(want, got): assert torch.allclose(w, f, atol=1e-6)
+    mask = np.array([False, True, False])  # env 1 starts a new episode: its state restarts, the others keep theirs
+    f = rf.reset(obs[0], mask)
+    assert torch.allclose(f[1], want[0][1], atol=1e-6) and torch.allclose(f[[0, 2]], got[-1][[0, 2]])
+
+@pytest.mark.parametrize("pixels", [True, False], ids=["pixel", "low-dim"])
+def test_rssm_dream_observe_is_its_filter(pixels):
+    "RSSM: dream_start on the first frame then dream_observe step by step equals the posterior (mode) of `filter` over the same frames."
+    torch.manual_seed(0)
+    kw = dict(obs_shape=[3, 64, 64], num_actions=3, depth=4) if pixels else dict(obs_shape=[5], action_dim=2)
+    m = RSSMWorldModel(RSSMModelConfig(stoch=4, deter=16, hidden=16, embed=16, latent="categorical", groups=4, classes=4, **kw)).eval()
+    T = 6
+    x = torch.rand(2, T, 3, 64, 64) if pixels else torch.randn(2, T, 5)
+    a = torch.randint(0, 3, (2, T)) if pixels else torch.rand(2, T, 2) * 2 - 1
+    with torch.no_grad():
+        _, post, _ = m.filter(x, a, sample=False)
+        st = m.dream_start(x[:, :1], a[:, :0])
+        for t in range(1, T):
+            st = m.dream_observe(st, a[:, t - 1], x[:, t])
+            assert torch.allclose(m.dream_features(st), torch.cat([post["h"][:, t], post["z"][:, t]], -1), atol=1e-5)
+
+def test_real_features_play_the_real_game_with_an_rssm():
+    "The same adapter plays real Take Cover with a pixel RSSM's features [h, z]: right width, seeded episodes replay."
+    torch.manual_seed(0)
+    m = RSSMWorldModel(RSSMModelConfig(obs_shape=[3, 64, 64], num_actions=3, depth=4, stoch=4, deter=16, hidden=16, latent="categorical",
+                                       groups=4, classes=4)).eval()
+    c = Controller(16 + 16, TAKE_COVER)
+    theta = torch.randn(2, c.num_params)
+    widths = []
+    def pol(feat, ep): widths.append(feat.shape[-1]); return population_actions(c, theta, torch.as_tensor(ep) // 2, feat)
+    r1, s1 = real_returns(TAKE_COVER, pol, 4, 2, 3, 12, RealFeatures(m))
+    r2, _ = real_returns(TAKE_COVER, pol, 4, 2, 3, 12, RealFeatures(m))
+    assert set(widths) == {32} and np.array_equal(r1, r2) and s1 >= 4

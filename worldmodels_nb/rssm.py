@@ -459,6 +459,14 @@ def dream_step(self: RSSMWorldModel, state: dict, actions, tau: float = 1.0, gen
     return state, reward, p_done
 
 @patch
+def dream_observe(self: RSSMWorldModel, state: dict, actions, frames) -> dict:
+    "One posterior step (its mode, as `observe`) on the real frame (B, ...) that actions (B[, A]) led to."
+    if self.c.obs_window != 1: raise ConfigError(f"dream_observe filters one observation at a time; this RSSM reads windows of {self.c.obs_window} (train it with model.obs_window=1)")
+    e = self.embed(self.targets(frames[:, None]))[:, 0]  # (B, E)
+    post, _ = self.rssm.obs_step(state, self.prep_actions(torch.as_tensor(actions)), e, sample=False)
+    return post
+
+@patch
 def dream_features(self: RSSMWorldModel, state: dict): return torch.cat([state["h"], state["z"]], -1)  # (B, deter + z)
 
 @patch
