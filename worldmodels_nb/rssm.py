@@ -299,9 +299,10 @@ class RSSMWorldModel(nn.Module):
         feat = torch.cat([post["h"], post["z"]], -1)[:, 1:]  # (B, T-1, F): states after actions 0..T-2
         if self.reward is not None:
             out["reward"] = ((self.reward(feat).squeeze(-1) - batch["rewards"][:, :-1].float()) ** 2).mean(); total = total + out["reward"]
-        if self.cont is not None:
-            term = batch["dones"][:, :-1] & ~batch.get("truncated", torch.zeros_like(batch["dones"]))[:, :-1]  # (B, T-1)
-            out["cont"] = F.binary_cross_entropy_with_logits(self.cont(feat).squeeze(-1), (~term).float()); total = total + out["cont"]
+        if self.cont is not None:  # from the prior after each action, as the dream predicts it: an episode's last step has no next frame
+            pf = self.cont_features(post, prior, batch["actions"])  # (B, T, F): after actions 0..T-1
+            term = batch["dones"] & ~batch.get("truncated", torch.zeros_like(batch["dones"]))  # (B, T)
+            out["cont"] = F.binary_cross_entropy_with_logits(self.cont(pf).squeeze(-1), (~term).float()); total = total + out["cont"]
         out["loss"] = total
         return out
 
@@ -327,6 +328,21 @@ class RSSMWorldModel(nn.Module):
         a = self.prep_actions(actions)
         prev = torch.cat([a.new_zeros(a.shape[0], 1, a.shape[-1]), a[:, :-1]], 1)  # (B, T, A)
         return self.outputs(self.decode(self.rssm.imagine(self.rssm.initial(a.shape[0]), prev, sample=False)))
+
+# %% ../nbs/08_rssm.ipynb #f63028d2
+@patch
+def cont_features(self: RSSMWorldModel, post: dict, prior: dict, actions, sample: bool = True):
+    "The prior states (B, T, F) after actions 0..T-1 of a clip (B, T[, A]): what the continue head reads, as in the dream."
+    nxt = self.rssm.img_step({k: post[k][:, -1] for k in ("h", "z")}, self.prep_actions(actions[:, -1]), sample)  # after the last action
+    return torch.cat([torch.cat([prior[k][:, 1:], nxt[k][:, None]], 1) for k in ("h", "z")], -1)
+
+@patch
+@torch.no_grad()
+def p_done(self: RSSMWorldModel, frames, actions):
+    "Probability (B, T) that the episode ends after each action of a real clip, from the continue head on the prior (the mode)."
+    if self.cont is None: raise ConfigError("this RSSM has no continue head; train it with model.cont_head=True")
+    _, post, prior = self.filter(frames, actions, sample=False)
+    return 1 - torch.sigmoid(self.cont(self.cont_features(post, prior, actions, sample=False)).squeeze(-1))
 
 # %% ../nbs/08_rssm.ipynb #912ab9a7
 class LinearDynamics(nn.Module):
