@@ -190,3 +190,24 @@ def test_real_features_play_the_real_game_with_an_rssm():
     r1, s1 = real_returns(TAKE_COVER, pol, 4, 2, 3, 12, RealFeatures(m))
     r2, _ = real_returns(TAKE_COVER, pol, 4, 2, 3, 12, RealFeatures(m))
     assert set(widths) == {32} and np.array_equal(r1, r2) and s1 >= 4
+
+def test_rssm_continue_head_learns_from_an_episodes_last_step():
+    "The terminal step is always a clip's last (no frame follows it): the continue loss must read it, and p_done is the prior's, as in the dream."
+    torch.manual_seed(0)
+    m = RSSMWorldModel(RSSMModelConfig(obs_shape=[3, 64, 64], num_actions=3, depth=4, stoch=4, deter=16, hidden=16, latent="categorical",
+                                       groups=4, classes=4, cont_head=True)).eval()
+    b = dict(frames=torch.randint(0, 256, (2, 5, 3, 64, 64), dtype=torch.uint8), actions=torch.randint(0, 3, (2, 5)), rewards=torch.zeros(2, 5),
+             dones=torch.zeros(2, 5, dtype=torch.bool))
+    with torch.no_grad():
+        torch.manual_seed(1); alive = m.loss(b)["cont"]
+        b["dones"][:, -1] = True
+        torch.manual_seed(1); dead = m.loss(b)["cont"]
+        assert not torch.isclose(alive, dead)  # the last step's label counts
+        p = m.p_done(b["frames"], b["actions"])  # (B, T)
+        st = m.dream_start(b["frames"][:, :1], b["actions"][:, :0])
+        for t in range(5):  # the prior after action t, from the filter up to frame t: what dream_step's p_done reads
+            nxt, _, pd = m.dream_step(st, b["actions"][:, t], tau=0.0)
+            assert torch.allclose(pd, p[:, t], atol=1e-5)
+            if t < 4: st = m.dream_observe(st, b["actions"][:, t], b["frames"][:, t + 1].float() / 255)
+    plain = RSSMWorldModel(RSSMModelConfig(obs_shape=[5], action_dim=2))
+    with pytest.raises(ConfigError, match="no continue head"): plain.p_done(torch.randn(1, 3, 5), torch.randn(1, 3, 2))
