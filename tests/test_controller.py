@@ -211,3 +211,14 @@ def test_rssm_continue_head_learns_from_an_episodes_last_step():
             if t < 4: st = m.dream_observe(st, b["actions"][:, t], b["frames"][:, t + 1].float() / 255)
     plain = RSSMWorldModel(RSSMModelConfig(obs_shape=[5], action_dim=2))
     with pytest.raises(ConfigError, match="no continue head"): plain.p_done(torch.randn(1, 3, 5), torch.randn(1, 3, 2))
+
+def test_pixel_model_observes_by_shifting_its_window():
+    "The pixel model's filter is its context window: dream_observe drops the oldest frame and action and appends the real ones."
+    from worldmodels_nb.dream import Dreamable
+    from worldmodels_nb.pixel import PixelModelConfig, PixelWorldModel
+    m = PixelWorldModel(PixelModelConfig(num_actions=3, width=8)).eval()
+    k = m.cfg.context
+    x, a = torch.rand(2, k + 1, 3, 64, 64), torch.randint(0, 3, (2, k))
+    st = m.dream_observe(m.dream_start(x[:, :k], a[:, :k - 1]), a[:, k - 1], x[:, k])
+    want = m.observe(x[:, 1:], a[:, 1:])
+    assert isinstance(m, Dreamable) and torch.equal(st["frames"], want["frames"]) and torch.equal(st["actions"], want["actions"])
