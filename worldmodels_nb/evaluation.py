@@ -283,14 +283,14 @@ def compounding_strip(models: dict, held, proto: EvalProtocol, hs=(1, 8, 32), pa
 
 # %% ../nbs/10_evaluation.ipynb #2b0baf98
 def dream_rssm_config(scale: str = "quick", env: str = "VizdoomTakeCover-v1"):
-    "The pixel RSSM of the dream comparison: 08's CoinRun setting, smaller (deter 64, 8x8 categorical), with a continue head, on `env`'s data."
+    "The pixel RSSM of the dream comparison: 08's CoinRun setting, smaller (deter 64, 8x8 categorical), with a continue head (deaths weighted 50x), on `env`'s data."
     from dataclasses import replace
     from worldmodels_nb.data import data_config
     from worldmodels_nb.rssm import coinrun_config
     cfg = coinrun_config(scale)
     steps = {"smoke": 6, "quick": 500, "full": 20_000}[scale]
     every = max(1, steps // 2)
-    model = replace(cfg.model, deter=64, hidden=64, groups=8, classes=8, cont_head=True)
+    model = replace(cfg.model, deter=64, hidden=64, groups=8, classes=8, cont_head=True, term_weight=50.0)  # deaths: 1 step in ~300
     train = replace(cfg.train, max_steps=steps, log_every=max(1, steps // 20), val_every=every, ckpt_every=every, warmup_steps=min(50, steps // 10))
     return replace(cfg, data=data_config(env, scale), env=env, model=model, train=train, horizon=8)
 

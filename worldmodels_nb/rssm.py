@@ -54,6 +54,7 @@ class RSSMModelConfig:
     kl_warmup: int = 0  # training steps over which the KL weight ramps linearly from 0
     reward_head: bool = False  # also predict rewards
     cont_head: bool = False  # also predict episode continuation
+    term_weight: float = 1.0  # weight of terminal steps in the continue loss (they are rare: one per episode)
     vae_latent: int = 0  # >0: the RSSM works on the mean latent of a jointly trained MLP VAE of this size (the FACTR RSSM's option)
     vae_beta: float = 1.0  # weight of the VAE's KL to N(0, I)
     @classmethod
@@ -302,7 +303,8 @@ class RSSMWorldModel(nn.Module):
         if self.cont is not None:  # from the prior after each action, as the dream predicts it: an episode's last step has no next frame
             pf = self.cont_features(post, prior, batch["actions"])  # (B, T, F): after actions 0..T-1
             term = batch["dones"] & ~batch.get("truncated", torch.zeros_like(batch["dones"]))  # (B, T)
-            out["cont"] = F.binary_cross_entropy_with_logits(self.cont(pf).squeeze(-1), (~term).float()); total = total + out["cont"]
+            w = 1 + (self.c.term_weight - 1) * term.float()  # (B, T)
+            out["cont"] = F.binary_cross_entropy_with_logits(self.cont(pf).squeeze(-1), (~term).float(), weight=w); total = total + out["cont"]
         out["loss"] = total
         return out
 
