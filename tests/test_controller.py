@@ -53,6 +53,7 @@ class SignDream(torch.nn.Module):
         ok = torch.where(f[:, 0] > 0, actions == 1, actions == 2)  # right when f0 > 0, left when f0 < 0
         nxt = 3 * torch.randn(f.shape, generator=generator)
         return dict(f=nxt), ok.float(), torch.zeros(len(f))
+    def dream_observe(self, state, actions, frames): return dict(f=frames)
     def dream_features(self, state): return state["f"]
     def dream_decode(self, state): return state["f"]
     def dream_action_space(self): return action_space(3)
@@ -154,3 +155,85 @@ def test_ppo_counts_real_steps_and_changes_the_policy():
     assert len(rets) == 4 and (rets == 10).all()  # finished episodes, each capped at 10 steps (+1 per step)
     torch.manual_seed(0); fresh = ActorCritic(4 + 8)
     assert not torch.allclose(flat(agent), flat(fresh))
+
+def old_vm_features(vm, frames_seq, actions_seq):
+    "The V+M loop of the paper written out: V's mean code of each frame, M's LSTM stepped on (z_t, a_t); features [z_t, h_t] per step."
+    z = vm.vae.encode(frames_seq[0])[0]; h, c = vm.mdn.initial(len(z)); out = [torch.cat([z, h[0]], -1)]
+    for a, f in zip(actions_seq, frames_seq[1:]):
+        _, _, _, _, (h, c) = vm.mdn.step(z, a, (h, c)); z = vm.vae.encode(f)[0]; out.append(torch.cat([z, h[0]], -1))
+    return out
+
+def test_real_features_of_vm_are_the_paper_loop():
+    "The generic adapter (dream_start + dream_observe) gives V+M exactly the features of V encoding each frame and M's LSTM stepping."
+    vm, g = tiny_vm(), np.random.default_rng(0)
+    obs = g.integers(0, 256, (5, 3, 64, 64, 3), dtype=np.uint8)  # (T, B, H, W, C): env observations
+    acts = torch.as_tensor(g.integers(0, 3, (4, 3)))
+    x = torch.as_tensor(obs).permute(0, 1, 4, 2, 3).float() / 255
+    with torch.no_grad(): want = old_vm_features(vm, x, acts)
+    rf = RealFeatures(vm)
+    got = [rf.reset(obs[0])] + [rf.step(a.numpy(), o) for a, o in zip(acts, obs[1:])]
+    for w, f in zip(want, got): assert torch.allclose(w, f, atol=1e-6)
+    mask = np.array([False, True, False])  # env 1 starts a new episode: its state restarts, the others keep theirs
+    f = rf.reset(obs[0], mask)
+    assert torch.allclose(f[1], want[0][1], atol=1e-6) and torch.allclose(f[[0, 2]], got[-1][[0, 2]])
+
+@pytest.mark.parametrize("pixels", [True, False], ids=["pixel", "low-dim"])
+def test_rssm_dream_observe_is_its_filter(pixels):
+    "RSSM: dream_start on the first frame then dream_observe step by step equals the posterior (mode) of `filter` over the same frames."
+    torch.manual_seed(0)
+    kw = dict(obs_shape=[3, 64, 64], num_actions=3, depth=4) if pixels else dict(obs_shape=[5], action_dim=2)
+    m = RSSMWorldModel(RSSMModelConfig(stoch=4, deter=16, hidden=16, embed=16, latent="categorical", groups=4, classes=4, **kw)).eval()
+    T = 6
+    x = torch.rand(2, T, 3, 64, 64) if pixels else torch.randn(2, T, 5)
+    a = torch.randint(0, 3, (2, T)) if pixels else torch.rand(2, T, 2) * 2 - 1
+    with torch.no_grad():
+        _, post, _ = m.filter(x, a, sample=False)
+        st = m.dream_start(x[:, :1], a[:, :0])
+        for t in range(1, T):
+            st = m.dream_observe(st, a[:, t - 1], x[:, t])
+            assert torch.allclose(m.dream_features(st), torch.cat([post["h"][:, t], post["z"][:, t]], -1), atol=1e-5)
+
+def test_real_features_play_the_real_game_with_an_rssm():
+    "The same adapter plays real Take Cover with a pixel RSSM's features [h, z]: right width, seeded episodes replay."
+    torch.manual_seed(0)
+    m = RSSMWorldModel(RSSMModelConfig(obs_shape=[3, 64, 64], num_actions=3, depth=4, stoch=4, deter=16, hidden=16, latent="categorical",
+                                       groups=4, classes=4)).eval()
+    c = Controller(16 + 16, TAKE_COVER)
+    theta = torch.randn(2, c.num_params)
+    widths = []
+    def pol(feat, ep): widths.append(feat.shape[-1]); return population_actions(c, theta, torch.as_tensor(ep) // 2, feat)
+    r1, s1 = real_returns(TAKE_COVER, pol, 4, 2, 3, 12, RealFeatures(m))
+    r2, _ = real_returns(TAKE_COVER, pol, 4, 2, 3, 12, RealFeatures(m))
+    assert set(widths) == {32} and np.array_equal(r1, r2) and s1 >= 4
+
+def test_rssm_continue_head_learns_from_an_episodes_last_step():
+    "The terminal step is always a clip's last (no frame follows it): the continue loss must read it, and p_done is the prior's, as in the dream."
+    torch.manual_seed(0)
+    m = RSSMWorldModel(RSSMModelConfig(obs_shape=[3, 64, 64], num_actions=3, depth=4, stoch=4, deter=16, hidden=16, latent="categorical",
+                                       groups=4, classes=4, cont_head=True)).eval()
+    b = dict(frames=torch.randint(0, 256, (2, 5, 3, 64, 64), dtype=torch.uint8), actions=torch.randint(0, 3, (2, 5)), rewards=torch.zeros(2, 5),
+             dones=torch.zeros(2, 5, dtype=torch.bool))
+    with torch.no_grad():
+        torch.manual_seed(1); alive = m.loss(b)["cont"]
+        b["dones"][:, -1] = True
+        torch.manual_seed(1); dead = m.loss(b)["cont"]
+        assert not torch.isclose(alive, dead)  # the last step's label counts
+        p = m.p_done(b["frames"], b["actions"])  # (B, T)
+        st = m.dream_start(b["frames"][:, :1], b["actions"][:, :0])
+        for t in range(5):  # the prior after action t, from the filter up to frame t: what dream_step's p_done reads
+            nxt, _, pd = m.dream_step(st, b["actions"][:, t], tau=0.0)
+            assert torch.allclose(pd, p[:, t], atol=1e-5)
+            if t < 4: st = m.dream_observe(st, b["actions"][:, t], b["frames"][:, t + 1].float() / 255)
+    plain = RSSMWorldModel(RSSMModelConfig(obs_shape=[5], action_dim=2))
+    with pytest.raises(ConfigError, match="no continue head"): plain.p_done(torch.randn(1, 3, 5), torch.randn(1, 3, 2))
+
+def test_pixel_model_observes_by_shifting_its_window():
+    "The pixel model's filter is its context window: dream_observe drops the oldest frame and action and appends the real ones."
+    from worldmodels_nb.dream import Dreamable
+    from worldmodels_nb.pixel import PixelModelConfig, PixelWorldModel
+    m = PixelWorldModel(PixelModelConfig(num_actions=3, width=8)).eval()
+    k = m.cfg.context
+    x, a = torch.rand(2, k + 1, 3, 64, 64), torch.randint(0, 3, (2, k))
+    st = m.dream_observe(m.dream_start(x[:, :k], a[:, :k - 1]), a[:, k - 1], x[:, k])
+    want = m.observe(x[:, 1:], a[:, 1:])
+    assert isinstance(m, Dreamable) and torch.equal(st["frames"], want["frames"]) and torch.equal(st["actions"], want["actions"])

@@ -27,8 +27,9 @@ from torch.func import functional_call, vmap
 
 from .core import (ConfigError, CheckpointError, atomic_write_text, find_runs, folder_lock, load_checkpoint, load_model,
                                  make_run_dir, preset, save_checkpoint, set_rng_state)
-from .dream import BatchedDream, dream_starts
+from .dream import BatchedDream, dream_starts, tree_where
 from .envs import make_env
+from .metrics import to_unit
 
 # %% ../nbs/07_dream_controller.ipynb #bae7ff06
 TAKE_COVER, CAR_RACING = "VizdoomTakeCover-v1", "CarRacing-v3"
@@ -212,24 +213,26 @@ def train_controller_in_dream(cfg: ControllerConfig, model, starts: dict, run_di
 
 # %% ../nbs/07_dream_controller.ipynb #4b6a6342
 class RealFeatures:
-    "V+M as the agent sees the real game: V encodes each frame, M's LSTM steps with the action taken; features [z, h]."
-    def __init__(self, vm): self.vm = vm
-    def _encode(self, frames): return self.vm.vae.encode(torch.as_tensor(frames).permute(0, 3, 1, 2).float() / 255)[0]  # (B, Z)
+    "Any `Dreamable` world model as the agent sees the real game: `dream_start` on an episode's first frame, `dream_observe` after each step; features = `dream_features`."
+    def __init__(self, model): self.model = model
+    def _frames(self, obs):
+        "Env observations (B, H, W, C) uint8 -> (B, C, H, W) in [0, 1]; low-dim states (B, D) as floats."
+        x = torch.as_tensor(np.asarray(obs))
+        return to_unit(x.permute(0, 3, 1, 2)) if x.dim() == 4 else x.float()
     @torch.no_grad()
     def reset(self, frames, mask=None):
-        "Features of the first frames (B, H, W, C) uint8 of the envs in `mask` (all if None); their LSTM state starts at zero."
-        z = self._encode(frames)
-        if mask is None: self.z, (self.h, self.c) = z, self.vm.mdn.initial(len(z))
-        else:
-            m = torch.as_tensor(mask)[None, :, None]
-            self.z, self.h, self.c = torch.where(m[0], z, self.z), self.h.masked_fill(m, 0), self.c.masked_fill(m, 0)
-        return torch.cat([self.z, self.h[0]], -1)
+        "Features of the first frames of the envs in `mask` (all if None): their state restarts from that frame alone."
+        x = self._frames(frames)
+        sp = self.model.dream_action_space()  # k = 1: no action yet, (B, 0) or (B, 0, A)
+        none = torch.zeros(len(x), 0, dtype=torch.long) if isinstance(sp, gym.spaces.Discrete) else torch.zeros(len(x), 0, *sp.shape)
+        new = self.model.dream_start(x[:, None], none)
+        self.state = new if mask is None else tree_where(torch.as_tensor(np.asarray(mask)), new, self.state)
+        return self.model.dream_features(self.state)
     @torch.no_grad()
     def step(self, actions, frames):
-        "M digests (z_t, a_t) into h_{t+1}; V encodes the new frames into z_{t+1}: features [z_{t+1}, h_{t+1}] (B, Z + H)."
-        _, _, _, _, (self.h, self.c) = self.vm.mdn.step(self.z, torch.as_tensor(actions), (self.h, self.c))
-        self.z = self._encode(frames)
-        return torch.cat([self.z, self.h[0]], -1)
+        "The model's filter digests the actions a_t and the frames they led to: features of the new state (B, F)."
+        self.state = self.model.dream_observe(self.state, torch.as_tensor(np.asarray(actions)), self._frames(frames))
+        return self.model.dream_features(self.state)
 
 # %% ../nbs/07_dream_controller.ipynb #ff6fdc7f
 def real_vec_env(env_id: str, num_envs: int, max_steps: int = 2100):

@@ -29,6 +29,8 @@ class Dreamable(Protocol):
         "The state after k real context frames (B, k, ...) in [0, 1] and the k-1 actions (B, k-1[, A]) between them."
     def dream_step(self, state: dict, actions: Tensor, tau: float = 1.0, generator=None) -> tuple[dict, Tensor, Tensor]:
         "(next state, reward (B,), probability that the episode ends (B,)) after actions (B,) or (B, A); tau: sampling temperature."
+    def dream_observe(self, state: dict, actions: Tensor, frames: Tensor) -> dict:
+        "The state after actions (B,) or (B, A) led to the real frames (B, C, H, W) in [0, 1]: the model's filter, as it plays the real game."
     def dream_features(self, state: dict) -> Tensor:
         "What a policy sees (B, F)."
     def dream_decode(self, state: dict) -> Tensor:
@@ -69,6 +71,11 @@ def dream_start(self: VMWorldModel, frames, actions) -> dict:
 def dream_step(self: VMWorldModel, state: dict, actions, tau: float = 1.0, generator=None):
     p, r, d, _, (h, c) = self.mdn.step(state["z"], torch.as_tensor(actions), (state["h"][None], state["c"][None]))
     return dict(z=mdn_sample(p, tau, generator), h=h[0], c=c[0]), r, torch.sigmoid(d)
+
+@patch
+def dream_observe(self: VMWorldModel, state: dict, actions, frames) -> dict:
+    _, _, _, _, (h, c) = self.mdn.step(state["z"], torch.as_tensor(actions), (state["h"][None], state["c"][None]))  # M digests (z_t, a_t)
+    return dict(z=self.encode(frames[:, None])[:, 0], h=h[0], c=c[0])  # V encodes the real frame into z_{t+1}
 
 @patch
 def dream_features(self: VMWorldModel, state: dict): return torch.cat([state["z"], state["h"]], -1)  # (B, Z + hidden)

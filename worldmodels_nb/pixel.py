@@ -233,6 +233,12 @@ def dream_step(self: PixelWorldModel, state: dict, actions, tau: float = 1.0, ge
     return state, zero, zero
 
 @patch
+def dream_observe(self: PixelWorldModel, state: dict, actions, frames) -> dict:
+    "The context window shifted by one real frame (B, C, H, W) in [0, 1] and the action that led to it."
+    a = torch.as_tensor(actions)[:, None].to(state["actions"].dtype)  # (B, 1[, A])
+    return {"frames": torch.cat([state["frames"], frames[:, None].to(state["frames"].dtype)], 1)[:, 1:], "actions": torch.cat([state["actions"], a], 1)[:, 1:]}
+
+@patch
 def dream_features(self: PixelWorldModel, state: dict): return state["frames"][:, -1].flatten(1)  # (B, C*H*W)
 
 @patch

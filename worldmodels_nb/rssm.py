@@ -54,6 +54,7 @@ class RSSMModelConfig:
     kl_warmup: int = 0  # training steps over which the KL weight ramps linearly from 0
     reward_head: bool = False  # also predict rewards
     cont_head: bool = False  # also predict episode continuation
+    term_weight: float = 1.0  # weight of terminal steps in the continue loss (they are rare: one per episode)
     vae_latent: int = 0  # >0: the RSSM works on the mean latent of a jointly trained MLP VAE of this size (the FACTR RSSM's option)
     vae_beta: float = 1.0  # weight of the VAE's KL to N(0, I)
     @classmethod
@@ -299,9 +300,11 @@ class RSSMWorldModel(nn.Module):
         feat = torch.cat([post["h"], post["z"]], -1)[:, 1:]  # (B, T-1, F): states after actions 0..T-2
         if self.reward is not None:
             out["reward"] = ((self.reward(feat).squeeze(-1) - batch["rewards"][:, :-1].float()) ** 2).mean(); total = total + out["reward"]
-        if self.cont is not None:
-            term = batch["dones"][:, :-1] & ~batch.get("truncated", torch.zeros_like(batch["dones"]))[:, :-1]  # (B, T-1)
-            out["cont"] = F.binary_cross_entropy_with_logits(self.cont(feat).squeeze(-1), (~term).float()); total = total + out["cont"]
+        if self.cont is not None:  # from the prior after each action, as the dream predicts it: an episode's last step has no next frame
+            pf = self.cont_features(post, prior, batch["actions"])  # (B, T, F): after actions 0..T-1
+            term = batch["dones"] & ~batch.get("truncated", torch.zeros_like(batch["dones"]))  # (B, T)
+            w = 1 + (self.c.term_weight - 1) * term.float()  # (B, T)
+            out["cont"] = F.binary_cross_entropy_with_logits(self.cont(pf).squeeze(-1), (~term).float(), weight=w); total = total + out["cont"]
         out["loss"] = total
         return out
 
@@ -327,6 +330,21 @@ class RSSMWorldModel(nn.Module):
         a = self.prep_actions(actions)
         prev = torch.cat([a.new_zeros(a.shape[0], 1, a.shape[-1]), a[:, :-1]], 1)  # (B, T, A)
         return self.outputs(self.decode(self.rssm.imagine(self.rssm.initial(a.shape[0]), prev, sample=False)))
+
+# %% ../nbs/08_rssm.ipynb #f63028d2
+@patch
+def cont_features(self: RSSMWorldModel, post: dict, prior: dict, actions, sample: bool = True):
+    "The prior states (B, T, F) after actions 0..T-1 of a clip (B, T[, A]): what the continue head reads, as in the dream."
+    nxt = self.rssm.img_step({k: post[k][:, -1] for k in ("h", "z")}, self.prep_actions(actions[:, -1]), sample)  # after the last action
+    return torch.cat([torch.cat([prior[k][:, 1:], nxt[k][:, None]], 1) for k in ("h", "z")], -1)
+
+@patch
+@torch.no_grad()
+def p_done(self: RSSMWorldModel, frames, actions):
+    "Probability (B, T) that the episode ends after each action of a real clip, from the continue head on the prior (the mode)."
+    if self.cont is None: raise ConfigError("this RSSM has no continue head; train it with model.cont_head=True")
+    _, post, prior = self.filter(frames, actions, sample=False)
+    return 1 - torch.sigmoid(self.cont(self.cont_features(post, prior, actions, sample=False)).squeeze(-1))
 
 # %% ../nbs/08_rssm.ipynb #912ab9a7
 class LinearDynamics(nn.Module):
@@ -457,6 +475,14 @@ def dream_step(self: RSSMWorldModel, state: dict, actions, tau: float = 1.0, gen
     reward = self.reward(feat).squeeze(-1) if self.reward is not None else feat.new_zeros(len(feat))
     p_done = 1 - torch.sigmoid(self.cont(feat).squeeze(-1)) if self.cont is not None else feat.new_zeros(len(feat))
     return state, reward, p_done
+
+@patch
+def dream_observe(self: RSSMWorldModel, state: dict, actions, frames) -> dict:
+    "One posterior step (its mode, as `observe`) on the real frame (B, ...) that actions (B[, A]) led to."
+    if self.c.obs_window != 1: raise ConfigError(f"dream_observe filters one observation at a time; this RSSM reads windows of {self.c.obs_window} (train it with model.obs_window=1)")
+    e = self.embed(self.targets(frames[:, None]))[:, 0]  # (B, E)
+    post, _ = self.rssm.obs_step(state, self.prep_actions(torch.as_tensor(actions)), e, sample=False)
+    return post
 
 @patch
 def dream_features(self: RSSMWorldModel, state: dict): return torch.cat([state["h"], state["z"]], -1)  # (B, deter + z)
