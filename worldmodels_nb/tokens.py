@@ -504,9 +504,21 @@ def dream_step(self: TokenWorldModel, state: dict, actions, tau: float = 1.0, ge
     z_hist, a_hist, a = state["tokens"], state["actions"], torch.as_tensor(actions).long()
     caches, s, _ = self._prime(z_hist, a_hist)
     z, r, d, h = self.next_frame(caches, s, z_hist[:, -1, :0], a, self.cfg.imagine, tau, generator)
+    return _slide(self, z_hist, a_hist, z, a, h), r, torch.sigmoid(d)
+
+def _slide(m: TokenWorldModel, z_hist, a_hist, z, a, h=None) -> dict:
+    "The state's window of k frames moved on by frame tokens z (B, K) reached by actions a (B,); h re-primed if not given."
     k = z_hist.shape[1]
-    new = dict(tokens=torch.cat([z_hist, z[:, None]], 1)[:, -k:], actions=torch.cat([a_hist, a[:, None]], 1)[:, a_hist.shape[1] + 1 - (k - 1):], h=h)
-    return new, r, torch.sigmoid(d)
+    tokens = torch.cat([z_hist, z[:, None]], 1)[:, -k:]
+    actions = torch.cat([a_hist, a[:, None]], 1)[:, a_hist.shape[1] + 1 - (k - 1):]
+    if h is None: h = m._prime(tokens, actions)[2]
+    return dict(tokens=tokens, actions=actions, h=h)
+
+@patch
+@torch.no_grad()
+def dream_observe(self: TokenWorldModel, state: dict, actions, frames) -> dict:
+    "The window moved on by the real frame (B, C, H, W) in [0, 1] that actions (B,) led to, tokenized: the model's filter."
+    return _slide(self, state["tokens"], state["actions"], self.tokenizer.encode(frames[:, None])[:, 0], torch.as_tensor(actions).long())
 
 @patch
 def dream_features(self: TokenWorldModel, state: dict): return state["h"]  # (B, dim): the last hidden state
