@@ -44,3 +44,39 @@ def test_outputs_of_unchanged_cells_are_stored_and_named(tmp_path):
 def test_a_folder_that_is_not_a_course_run_is_refused(tmp_path):
     res = subprocess.run([sys.executable, str(ROOT/"tools"/"reference.py"), str(tmp_path)], capture_output=True, text=True)
     assert res.returncode != 0 and "is not a course run folder" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_cell_split_since_the_run_shows_its_outputs_under_the_last_piece(tmp_path):
+    nbs, course = tmp_path/"nbs", tmp_path/"runs"/"course_x"
+    nbs.mkdir(), course.mkdir(parents=True)
+    run_cell = new_code_cell("#| export\ndef f(): return 1\n\nclass A: pass\nprint(f())")
+    run_cell.outputs = [new_output("stream", name="stdout", text="1\n")]
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# A stage"), run_cell]), str(course/"04_x.ipynb"))
+    split = [new_markdown_cell("# A stage"), new_code_cell("#| export\ndef f(): return 1"),
+             new_code_cell("#| export\nclass A: pass"), new_code_cell("print(f())"), new_code_cell("print(2)")]
+    nbformat.write(new_notebook(cells=split), str(nbs/"04_x.ipynb"))
+    (course/"REPORT.md").write_text("scale **quick** · commit `abc1234`\n\n| stage | status | minutes | executed notebook |\n"
+                                     "|---|---|---|---|\n| 04_x | ok | 1.0 | x |\n")
+    res = subprocess.run([sys.executable, str(ROOT/"tools"/"reference.py"), str(course), "--nbs", str(nbs)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    code = [c for c in nbformat.read(str(nbs/"04_x.ipynb"), as_version=4).cells if c.cell_type == "code"]
+    assert [len(c.outputs) for c in code] == [0, 0, 1, 0], "the last piece gets the outputs; a new cell gets none"
+    assert code[2].outputs[0]["text"] == "1\n"
+
+
+def test_a_reformatted_cell_keeps_its_outputs_and_a_changed_one_does_not(tmp_path):
+    nbs, course = tmp_path/"nbs", tmp_path/"runs"/"course_x"
+    nbs.mkdir(), course.mkdir(parents=True)
+    a, b = new_code_cell("x = 1; print(x)"), new_code_cell("print(2)")
+    for c, t in ((a, "1\n"), (b, "2\n")): c.outputs = [new_output("stream", name="stdout", text=t)]
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# A stage"), a, b]), str(course/"04_x.ipynb"))
+    now = [new_markdown_cell("# A stage"), new_code_cell("x = 1\nprint(\n    x,\n)"), new_code_cell("print(3)")]
+    nbformat.write(new_notebook(cells=now), str(nbs/"04_x.ipynb"))
+    (course/"REPORT.md").write_text("scale **quick** · commit `abc1234`\n\n| stage | status | minutes | executed notebook |\n"
+                                     "|---|---|---|---|\n| 04_x | ok | 1.0 | x |\n")
+    res = subprocess.run([sys.executable, str(ROOT/"tools"/"reference.py"), str(course), "--nbs", str(nbs)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    code = [c for c in nbformat.read(str(nbs/"04_x.ipynb"), as_version=4).cells if c.cell_type == "code"]
+    assert [len(c.outputs) for c in code] == [1, 0]

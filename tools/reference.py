@@ -3,11 +3,12 @@
     python tools/reference.py runs/course_<ts> [--nbs nbs]       # what `make reference` runs after `wm-course`
 
 For each stage notebook the run executed successfully, every code cell of `nbs/NN_x.ipynb` whose source is
-unchanged since the run receives that run's outputs (a cell edited since then keeps none: a stale output would lie).
+unchanged since the run receives that run's outputs (a cell edited since then keeps none: a stale output would lie;
+a cell only reformatted since keeps them; one split into several gives them to its last piece).
 Outputs are kept light: stderr (progress bars, warnings) and widget views are dropped, large PNGs are re-encoded with
 a palette, GIFs over 1.5 MB are replaced by a note. A markdown cell under the title names the run (date, commit,
 scale, minutes); a second run replaces it. Notebooks are written atomically; nothing else is touched."""
-import argparse, base64, io, json, os, re, subprocess, sys, tempfile
+import argparse, ast, base64, io, json, os, re, subprocess, sys, tempfile
 from pathlib import Path
 
 TAG = "reference-run"
@@ -15,6 +16,14 @@ MAX_PNG, MAX_GIF = 120_000, 1_500_000  # bytes of a decoded image
 
 
 def _src(cell) -> str: return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _norm(src: str) -> str:
+    """What a cell's code means, not how it is laid out: its syntax tree without cell directives (`#| export`), so a cell
+    reformatted (lines wrapped, `a; b` put on two lines) or split into several since the run is still recognised."""
+    lines = [l for l in src.splitlines() if not l.lstrip().startswith(("#|", "%", "!"))]
+    try: return ast.dump(ast.parse("\n".join(lines)))
+    except SyntaxError: return "".join("".join(lines).split())
 
 
 def _small_png(b64: str) -> str:
@@ -120,12 +129,25 @@ def store(nb_path: Path, executed: Path, note: str) -> tuple[int, int]:
     nb, ex = json.loads(nb_path.read_text()), json.loads(executed.read_text())
     by_id = {c.get("id"): c for c in ex["cells"] if c["cell_type"] == "code"}
     by_src = {_src(c): c for c in ex["cells"] if c["cell_type"] == "code"}
-    n = total = 0
-    for c in nb["cells"]:
-        if c["cell_type"] != "code": continue
-        total += 1
+    by_norm = {_norm(_src(c)): c for c in ex["cells"] if c["cell_type"] == "code"}
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    found = []
+    for c in code:
         e = by_id.get(c.get("id"))
         e = e if e is not None and _src(e) == _src(c) else by_src.get(_src(c))
+        found.append(e if e is not None else by_norm.get(_norm(_src(c))))
+    i = 0
+    while i < len(code):  # a cell split since the run: its pieces together equal one executed cell; the last piece shows
+        if found[i] is None:  # that cell's outputs, where the reader saw them
+            for j in range(i + 1, min(i + 12, len(code))):
+                if found[j] is not None: break
+                e = by_norm.get(_norm("\n".join(_src(c) for c in code[i:j + 1])))
+                if e is not None:
+                    found[j], i = e, j
+                    break
+        i += 1
+    n, total = 0, len(code)
+    for c, e in zip(code, found):
         c["outputs"] = light_outputs(e.get("outputs", [])) if e is not None else []
         c["execution_count"] = None
         n += bool(c["outputs"])
