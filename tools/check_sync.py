@@ -25,5 +25,7 @@ if subprocess.run([sys.executable, 'tools/readme.py', '--check']).returncode:
     bad = True
 if subprocess.run([sys.executable, 'tools/lint_nbs.py']).returncode:
     bad = True
+if subprocess.run([sys.executable, 'tools/nbfmt.py', '--check']).returncode:  # lines <= 120, no `;` chains
+    bad = True
 if bad: sys.exit(1)
 print('check-sync: library in sync with notebooks; notebooks clean')
