@@ -94,7 +94,8 @@ class TrainConfig:
     monitor: str = "val_loss"  # validation metric that picks best.pt (lower is better)
     seed: int = 0  # seeds python, numpy and torch
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    threads: int = 0  # torch CPU threads; 0 = OMP_NUM_THREADS if set, else chosen from the free CPUs (see choose_threads)
+    # torch CPU threads; 0 = OMP_NUM_THREADS if set, else chosen from the free CPUs (see choose_threads)
+    threads: int = 0
     tensorboard: bool = False  # also log to TensorBoard (needs `pip install tensorboard`)
     wandb: bool = False  # also log to Weights & Biases (needs `pip install wandb` and a login)
     wandb_project: str = "worldmodels_nb"
@@ -107,14 +108,19 @@ class TrainConfig:
     def full(cls): return cls(max_steps=100_000, log_every=100, val_every=2000, val_batches=32, ckpt_every=2000)
 
 # %% ../nbs/00_core.ipynb #6c3d7c59
-_AT_LEAST_1 = ("max_steps", "batch_size", "log_every", "val_every", "ckpt_every", "val_batches", "train_steps", "heldout_steps")
-_RULES = {**{k: (lambda v: v >= 1, "an integer >= 1") for k in _AT_LEAST_1},  # field name -> (valid?, what is valid)
-          "lr": (lambda v: v > 0, "a number > 0"), "grad_clip": (lambda v: v >= 0, "a number >= 0 (0 disables clipping)"),
-          "val_fraction": (lambda v: 0 < v < 1, "a fraction strictly between 0 and 1"),
-          "threads": (lambda v: v >= 0, "an integer >= 0 (0 = choose automatically)")}
+_AT_LEAST_1 = ("max_steps", "batch_size", "log_every", "val_every", "ckpt_every", "val_batches", "train_steps",
+               "heldout_steps")
+_RULES = {
+    **{k: (lambda v: v >= 1, "an integer >= 1") for k in _AT_LEAST_1},  # field name -> (valid?, what is valid)
+    "lr": (lambda v: v > 0, "a number > 0"),
+    "grad_clip": (lambda v: v >= 0, "a number >= 0 (0 disables clipping)"),
+    "val_fraction": (lambda v: 0 < v < 1, "a fraction strictly between 0 and 1"),
+    "threads": (lambda v: v >= 0, "an integer >= 0 (0 = choose automatically)"),
+}
 
 def check_config(cfg, prefix: str = ""):
-    "Raise a one-line ConfigError for a value no run can mean (`train.max_steps=-3`), in `cfg` and its nested configs; returns `cfg`."
+    ("Raise a one-line ConfigError for a value no run can mean "
+     "(`train.max_steps=-3`), in `cfg` and its nested configs; returns `cfg`.")
     for f in fields(cfg):
         v, key = getattr(cfg, f.name), prefix + f.name
         if is_dataclass(v):
@@ -152,7 +158,8 @@ _HELD: dict = {}  # resolved folder -> how many times this process holds its loc
 
 @contextlib.contextmanager
 def folder_lock(folder, blocking: bool = False, what: str = "run folder"):
-    "Hold an exclusive lock on `folder/.lock` (holding our PID) while writing `folder`; busy and not `blocking`: FolderBusyError."
+    ("Hold an exclusive lock on `folder/.lock` (holding our PID) while "
+     "writing `folder`; busy and not `blocking`: FolderBusyError.")
     import fcntl
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -164,7 +171,9 @@ def folder_lock(folder, blocking: bool = False, what: str = "run folder"):
         except BlockingIOError:
             pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise FolderBusyError(f"{what} {folder} is being written by process {pid}; wait for it to finish or use another folder") from None
+            raise FolderBusyError(
+                f"{what} {folder} is being written by process {pid}; wait for it to finish or use another folder"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         _HELD[key] = 1
@@ -200,7 +209,8 @@ def make_run_dir(stage: str, env: str = "", root="runs") -> Path:
 def find_runs(stage: str, env: str, roots) -> list[Path]:
     "Run folders `*_<stage>_<slug(env)>` under each of `roots` or one level down, newest first."
     pat = f"*_{slug(stage)}_{slug(env)}"
-    hits = {p.resolve() for r in roots if Path(r).is_dir() for p in (*Path(r).glob(pat), *Path(r).glob(f"*/{pat}")) if p.is_dir()}
+    hits = {p.resolve() for r in roots if Path(r).is_dir() for p in (*Path(r).glob(pat), *Path(r).glob(f"*/{pat}"))
+            if p.is_dir()}
     return sorted(hits, key=lambda p: p.stat().st_mtime, reverse=True)
 
 # %% ../nbs/00_core.ipynb #89453623
@@ -238,8 +248,12 @@ class CheckpointError(RuntimeError):
 def rng_state() -> dict:
     "The RNG states of python, NumPy and torch as weights-only-loadable data."
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    st = dict(python=random.getstate(), torch=torch.get_rng_state(),
-              numpy=dict(keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss), cached=float(cached)))
+    st = dict(
+        python=random.getstate(),
+        torch=torch.get_rng_state(),
+        numpy=dict(
+            keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss), cached=float(cached)),
+    )
     if torch.cuda.is_available(): st["cuda"] = torch.cuda.get_rng_state_all()
     return st
 
@@ -272,8 +286,8 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, step: int = 0, 
                  optimizer=optimizer.state_dict() if optimizer else None,
                  scheduler=scheduler.state_dict() if scheduler else None,
                  config=config_to_dict(config) if is_dataclass(config) else config,
-                 config_class=library_class_name(type(config).__module__, type(config).__qualname__) if is_dataclass(config) else None,
-                 rng=rng_state(), extra=extra)
+                 config_class=library_class_name(type(config).__module__, type(config).__qualname__)
+                 if is_dataclass(config) else None, rng=rng_state(), extra=extra)
     with atomic_path(path) as tmp: torch.save(state, tmp)
     return Path(path)
 
@@ -284,7 +298,8 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rn
     if not path.is_file(): raise CheckpointError(f"checkpoint not found: {path}")
     try: st = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: corrupt, truncated or not a torch file ({type(e).__name__})") from None
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: corrupt, truncated or not a torch file ({type(e).__name__})") from None
     if not isinstance(st, dict) or st.get("format") != CKPT_FORMAT:
         raise CheckpointError(f"{path} is not a worldmodels_nb checkpoint (expected format {CKPT_FORMAT!r})")
     try:
@@ -293,7 +308,8 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rn
         if scheduler is not None and st["scheduler"]: scheduler.load_state_dict(st["scheduler"])
     except (RuntimeError, ValueError, KeyError) as e:
         msg = str(e).strip().splitlines()[0][:300]
-        raise CheckpointError(f"checkpoint {path} does not fit this model/optimizer (different architecture or config?): {msg}") from None
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this model/optimizer (different architecture or config?): {msg}") from None
     if restore_rng: set_rng_state(st["rng"])
     return st
 
@@ -303,12 +319,15 @@ def load_model(path, device="cpu"):
     import importlib
     st = load_checkpoint(path)
     mod, _, name = (st.get("config_class") or "").rpartition(".")
-    if mod == "__main__": mod, _, name = library_class_name(mod, name).rpartition(".")  # saved from a notebook before the fix
+    # saved from a notebook before the fix
+    if mod == "__main__": mod, _, name = library_class_name(mod, name).rpartition(".")
     if not mod.startswith("worldmodels_nb."):
-        raise CheckpointError(f"{path} was not written by a worldmodels_nb stage (config class {st.get('config_class')!r})")
+        raise CheckpointError(
+            f"{path} was not written by a worldmodels_nb stage (config class {st.get('config_class')!r})")
     cls = getattr(importlib.import_module(mod), name, None)
     if cls is None or not hasattr(cls, "build_model"):
-        raise CheckpointError(f"{path}: config class {mod}.{name} not found or has no build_model(); is worldmodels_nb up to date?")
+        raise CheckpointError(
+            f"{path}: config class {mod}.{name} not found or has no build_model(); is worldmodels_nb up to date?")
     cfg = config_from_dict(cls, st["config"])
     model = cfg.build_model()
     load_checkpoint(path, model)
@@ -317,7 +336,8 @@ def load_model(path, device="cpu"):
 # %% ../nbs/00_core.ipynb #c1aff10d
 def lr_factor(step: int, total: int, warmup: int = 0, kind: str = "cosine") -> float:
     "Multiplier on the peak LR at 0-based `step` of `total`, after `warmup` linear warm-up steps."
-    if kind not in ("constant", "cosine", "linear"): raise ConfigError(f"unknown schedule {kind!r}; choose constant, cosine or linear")
+    if kind not in ("constant", "cosine", "linear"):
+        raise ConfigError(f"unknown schedule {kind!r}; choose constant, cosine or linear")
     if step < warmup: return (step + 1) / warmup
     if kind == "constant": return 1.0
     p = min(1.0, (step - warmup) / max(1, total - warmup))
@@ -387,7 +407,8 @@ def batch_stream(data, start_step: int = 0):
 
 # %% ../nbs/00_core.ipynb #3239ee72
 def choose_threads(setting: int = 0, omp: str | None = None, cpus: int = 1, load: float = 0.0, resumed: int = 0) -> int:
-    "Torch threads for training: `setting` (train.threads), else `omp` (OMP_NUM_THREADS), else the run's own count, else free CPUs."
+    ("Torch threads for training: `setting` (train.threads), else `omp` "
+     "(OMP_NUM_THREADS), else the run's own count, else free CPUs.")
     if setting > 0: return setting
     if omp and omp.strip().isdigit() and int(omp) > 0: return int(omp)
     if resumed > 0: return resumed
@@ -423,15 +444,22 @@ class _Loggers:
     def __init__(self, run_dir, cfg: TrainConfig, config, start_step: int, active: bool):
         self.active, self.tb, self.wb = active, None, None
         if not active: return
-        self.csv = {k: CSVLog(Path(run_dir)/f"{k}_metrics.csv" if k == "val" else Path(run_dir)/"metrics.csv") for k in ("train", "val")}
+        self.csv = {k: CSVLog(Path(run_dir) / f"{k}_metrics.csv" if k == "val" else Path(run_dir) / "metrics.csv")
+                    for k in ("train", "val")}
         for c in self.csv.values(): c.truncate(start_step)
         if cfg.tensorboard:
-            try: from torch.utils.tensorboard import SummaryWriter
-            except ImportError: raise ImportError("train.tensorboard=true needs the tensorboard package: pip install tensorboard") from None
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ImportError(
+                    "train.tensorboard=true needs the tensorboard package: pip install tensorboard") from None
             self.tb = SummaryWriter(str(Path(run_dir)/"tb"))
         if cfg.wandb:
-            try: import wandb
-            except ImportError: raise ImportError("train.wandb=true needs the wandb package: pip install wandb (and `wandb login`)") from None
+            try:
+                import wandb
+            except ImportError:
+                raise ImportError(
+                    "train.wandb=true needs the wandb package: pip install wandb (and `wandb login`)") from None
             self.wb = wandb.init(project=cfg.wandb_project, name=Path(run_dir).name, dir=str(run_dir),
                                  config=config_to_dict(config) if is_dataclass(config) else None, resume="allow")
     def log(self, kind: str, row: dict):
@@ -452,7 +480,8 @@ def validate(model, val_data, num_batches: int, device) -> dict:
     was_training = model.training
     model.eval()
     sums, n = {}, 0
-    batches = (val_data(i) for i in range(num_batches)) if callable(val_data) and not hasattr(val_data, "__iter__") else val_data
+    batches = ((val_data(i) for i in range(num_batches)) if callable(val_data) and not hasattr(val_data, "__iter__")
+               else val_data)
     for i, batch in enumerate(batches):
         if i >= num_batches: break
         for k, v in model.loss(to_device(batch, device)).items(): sums[k] = sums.get(k, 0.0) + _item(v)
@@ -462,9 +491,11 @@ def validate(model, val_data, num_batches: int, device) -> dict:
 
 # %% ../nbs/00_core.ipynb #d09c79a6
 def _same_stage(last: Path, config):
-    "Refuse, before anything is written, a run folder whose `last.pt` was written with another config class (another stage)."
+    ("Refuse, before anything is written, a run folder whose `last.pt` "
+     "was written with another config class (another stage).")
     old = load_checkpoint(last).get("config_class") or ""
-    if old.startswith("__main__."): old = library_class_name(*old.split(".", 1))  # written from a notebook before that was mapped
+    # written from a notebook before that was mapped
+    if old.startswith("__main__."): old = library_class_name(*old.split(".", 1))
     new = library_class_name(type(config).__module__, type(config).__qualname__)  # as save_checkpoint names it
     if old and old != new:
         mod, _, name = old.rpartition(".")
@@ -479,7 +510,8 @@ def _setup(model, cfg, run_dir, config, optimizer, resume):
     device = init_distributed(get_device(cfg.device))
     model.to(device)
     opt = optimizer or torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.max_steps, cfg.warmup_steps, cfg.schedule))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, cfg.max_steps, cfg.warmup_steps, cfg.schedule))
     step, best, extra = 0, math.inf, {}
     if resume and last.exists():
         st = load_checkpoint(last, model, opt, sched, restore_rng=True)
@@ -491,21 +523,27 @@ def _setup(model, cfg, run_dir, config, optimizer, resume):
     return device, net, opt, sched, step, best, extra
 
 # %% ../nbs/00_core.ipynb #543dbe3d
-def _fit(model, train_data, cfg: TrainConfig, run_dir: Path, val_data, config, val_fn, log_fn, optimizer, resume, progress) -> FitResult:
+def _fit(
+    model, train_data, cfg: TrainConfig, run_dir: Path, val_data, config, val_fn, log_fn, optimizer, resume, progress
+) -> FitResult:
     "`fit`'s body, run while it holds the run folder's lock."
     t0 = time.time()
     rank, world = dist_info()
     main = rank == 0
-    device, net, opt, sched, step, best, extra = _setup(model, cfg, run_dir, config, optimizer, resume)  # refuses another stage's folder first
-    threads = choose_threads(cfg.threads, os.environ.get("OMP_NUM_THREADS"), *machine_load(), resumed=extra.get("threads", 0))
+    # refuses another stage's folder first
+    device, net, opt, sched, step, best, extra = _setup(model, cfg, run_dir, config, optimizer, resume)
+    threads = choose_threads(
+        cfg.threads, os.environ.get("OMP_NUM_THREADS"), *machine_load(), resumed=extra.get("threads", 0))
     torch.set_num_threads(threads)
     if main:
         for sub in RUN_SUBDIRS: (run_dir/sub).mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir/"resolved_config.yaml", config_to_yaml(config if is_dataclass(config) else cfg))
     logs = _Loggers(run_dir, cfg, config, step, main)
-    ckpt = lambda name, **kw: save_checkpoint(run_dir/"checkpoints"/name, model, opt, sched, step, config or cfg, best=best, threads=threads, **kw)
+    ckpt = lambda name, **kw: save_checkpoint(
+        run_dir / "checkpoints" / name, model, opt, sched, step, config or cfg, best=best, threads=threads, **kw)
     sums, n, t_log, train_row, val_row = {}, 0, time.time(), {}, {}
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not (progress and main), desc=run_dir.name, dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.max_steps, initial=step, disable=not (progress and main), desc=run_dir.name, dynamic_ncols=True)
     stream = batch_stream(train_data, step)
     try:
         while step < cfg.max_steps:
@@ -533,7 +571,8 @@ def _fit(model, train_data, cfg: TrainConfig, run_dir: Path, val_data, config, v
             if step % cfg.log_every == 0 or done:
                 dt = time.time() - t_log
                 train_row = {"step": step, **{k: _item(v) / n for k, v in sums.items()}, "lr": sched.get_last_lr()[0],
-                             "steps_per_s": n / max(dt, 1e-9), "samples_per_s": n * cfg.batch_size * world / max(dt, 1e-9), "threads": threads}
+                             "steps_per_s": n / max(dt, 1e-9),
+                             "samples_per_s": n * cfg.batch_size * world / max(dt, 1e-9), "threads": threads}
                 logs.log("train", train_row)
                 bar.set_postfix(loss=f"{train_row['loss']:.4g}")
                 if log_fn and main: log_fn(model, step, run_dir)
@@ -544,8 +583,9 @@ def _fit(model, train_data, cfg: TrainConfig, run_dir: Path, val_data, config, v
                     if val_fn: val_row.update(val_fn(model, step, run_dir) or {})
                     logs.log("val", val_row)
                     if cfg.monitor not in val_row:
-                        raise ConfigError(f"train.monitor={cfg.monitor!r} is not among the validation metrics; choose one of: "
-                                          + ", ".join(k for k in val_row if k != "step"))
+                        raise ConfigError(
+                            f"train.monitor={cfg.monitor!r} is not among the validation metrics; choose one of: "
+                            + ", ".join(k for k in val_row if k != "step"))
                     if val_row.get(cfg.monitor, math.inf) < best:
                         best = val_row[cfg.monitor]
                         ckpt("best.pt")
@@ -567,26 +607,31 @@ def fit(model: nn.Module, train_data, cfg: TrainConfig, run_dir, val_data=None, 
     "Train `model` (which has `loss(batch) -> dict` with a 'loss' key) on `train_data`; see the prose above."
     check_config(cfg)
     with folder_lock(run_dir) if dist_info()[0] == 0 else contextlib.nullcontext():  # one writer per run folder
-        return _fit(model, train_data, cfg, Path(run_dir), val_data, config, val_fn, log_fn, optimizer, resume, progress)
+        return _fit(
+            model, train_data, cfg, Path(run_dir), val_data, config, val_fn, log_fn, optimizer, resume, progress)
 
 # %% ../nbs/00_core.ipynb #e8ae4524
 def save_summary(out_dir, stage: str, figures: dict, notes: str = "") -> Path:
     "Write a stage's headline figures to `out_dir/summary_<stage>.json` for the course report."
-    figures = {k: (round(float(v), 6) if isinstance(v, (float, np.floating, torch.Tensor)) else v) for k, v in figures.items()}
+    figures = {
+        k: (round(float(v), 6) if isinstance(v, (float, np.floating, torch.Tensor)) else v) for k, v in figures.items()}
     return atomic_write_text(Path(out_dir)/f"summary_{slug(stage)}.json",
                              json.dumps(dict(stage=stage, figures=figures, notes=notes), indent=1))
 
 # %% ../nbs/00_core.ipynb #c1d08006
 def interactive_session() -> bool:
-    "True when a person runs this notebook in a Jupyter UI; False under papermill, nbconvert, nbdev-test, wm-course and scripts."
+    ("True when a person runs this notebook in a Jupyter UI; False "
+     "under papermill, nbconvert, nbdev-test, wm-course and scripts.")
     if os.environ.get("IN_TEST") or os.environ.get("WM_NO_EXPORT"): return False
     try: from IPython import get_ipython
     except ImportError: return False
-    return bool(getattr(getattr(get_ipython(), "kernel", None), "_allow_stdin", False))  # ipykernel sets it from each execute request
+    # ipykernel sets it from each execute request
+    return bool(getattr(getattr(get_ipython(), "kernel", None), "_allow_stdin", False))
 
 def interactive_export() -> bool:
     "Export the library from the notebooks (`nbdev_export`) when a person runs this cell; returns whether it did."
     if not interactive_session(): return False
-    from nbdev.doclinks import nbdev_export as export_library  # (a cell containing that name followed by '(' is skipped by nbdev-test)
+    # (a cell containing that name followed by '(' is skipped by nbdev-test)
+    from nbdev.doclinks import nbdev_export as export_library
     export_library()
     return True

@@ -22,14 +22,17 @@ def default_nbs_dir() -> Path:
     for base in (Path.cwd(), *Path.cwd().parents, Path(worldmodels_nb.__file__).resolve().parent.parent):
         if (base/"nbs"/"00_core.ipynb").exists(): return base/"nbs"
         if base.name == "nbs" and (base/"00_core.ipynb").exists(): return base
-    raise FileNotFoundError("cannot find the course notebooks (nbs/00_core.ipynb); run from a checkout or pass --nbs DIR")
+    raise FileNotFoundError(
+        "cannot find the course notebooks (nbs/00_core.ipynb); run from a checkout or pass --nbs DIR")
 
 def stage_notebooks(nbs_dir, only=None) -> list[Path]:
     "The stage notebooks `NN_*.ipynb` (NN < 90) in order; `only` keeps those whose name starts with one of its items."
     nbs = sorted(p for p in Path(nbs_dir).glob("[0-9][0-9]_*.ipynb") if int(p.name[:2]) < 90)
     if only:
         nbs = [p for p in nbs if any(p.stem.startswith(o) for o in only)]
-        if not nbs: raise ValueError(f"no stage notebook matches {only}; stages: {', '.join(p.stem for p in stage_notebooks(nbs_dir))}")
+        if not nbs:
+            raise ValueError(
+                f"no stage notebook matches {only}; stages: {', '.join(p.stem for p in stage_notebooks(nbs_dir))}")
     return nbs
 
 # %% ../nbs/90_course.ipynb #5fa12794
@@ -90,8 +93,11 @@ def _fmt(v) -> str:
 
 def source_commit(where) -> str:
     "The git commit the notebooks in `where` come from (`-dirty` when they differ from it), or 'unknown'."
-    try: out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=where, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired): return "unknown"
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=where, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 def render_report(results: list[StageResult], scale: str, started: str, commit: str = "unknown") -> str:
@@ -103,7 +109,8 @@ def render_report(results: list[StageResult], scale: str, started: str, commit: 
              f"python {platform.python_version()} · torch {torch.__version__} · {platform.machine()}", "",
              "| stage | status | minutes | executed notebook |", "|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r.name} | {'ok' if r.ok else '**FAILED**'} | {r.seconds / 60:.1f} | [{Path(r.executed).name}]({Path(r.executed).name}) |")
+        lines.append(f"| {r.name} | {'ok' if r.ok else '**FAILED**'} | {r.seconds / 60:.1f} "
+                     f"| [{Path(r.executed).name}]({Path(r.executed).name}) |")
     for r in results:
         lines += ["", f"## {r.name}", ""]
         if not r.ok: lines += [f"**Failed:** `{r.error}`", ""]
@@ -146,5 +153,7 @@ def main(argv=None):
     try: report, results = run_course(a.scale, a.nbs, a.out, a.only, a.timeout)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"wm-course: {e}")
     failed = [r.name for r in results if not r.ok]
-    print(f"report: {report}" + (f"\nFAILED stages: {', '.join(failed)}" if failed else f"\nall {len(results)} stages ok"))
+    print(
+        f"report: {report}" + (f"\nFAILED stages: {', '.join(failed)}" if failed else f"\nall {len(results)} stages ok")
+    )
     sys.exit(1 if failed else 0)

@@ -24,7 +24,8 @@ import torch
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 
-from .core import SCALES, CheckpointError, ConfigError, FolderBusyError, atomic_path, atomic_write_text, folder_lock, slug
+from .core import (SCALES, CheckpointError, ConfigError, FolderBusyError, atomic_path, atomic_write_text,
+                                 folder_lock, slug)
 
 # %% ../nbs/02_data.ipynb #5cd7171f
 FORMAT = "worldmodels_nb.data/1"
@@ -49,9 +50,12 @@ def read_manifest(path) -> dict | None:
     "The manifest of dataset folder `path`, or None when there is none."
     p = Path(path)/"manifest.json"
     if not p.exists(): return None
-    try: m = json.loads(p.read_text())
-    except json.JSONDecodeError: raise DatasetError(f"{p} is corrupt (not JSON); delete the folder and collect again") from None
-    if m.get("format") != FORMAT: raise DatasetError(f"{p} is not a worldmodels_nb dataset manifest (format {m.get('format')!r})")
+    try:
+        m = json.loads(p.read_text())
+    except json.JSONDecodeError:
+        raise DatasetError(f"{p} is corrupt (not JSON); delete the folder and collect again") from None
+    if m.get("format") != FORMAT:
+        raise DatasetError(f"{p} is not a worldmodels_nb dataset manifest (format {m.get('format')!r})")
     return m
 
 def write_manifest(path, m: dict) -> Path:
@@ -102,17 +106,20 @@ def run_vec_env(venv, policy, steps_per_env: int, progress=None, alloc: Callable
     obs = np.asarray(venv.reset())  # (N, ...)
     a0 = np.asarray(policy(obs))
     N, S, a = len(obs), steps_per_env, a0
-    spec = dict(frames=(obs.shape[1:], obs.dtype), actions=(a0.shape[1:], np.int64 if a0.dtype.kind in "iu" else np.float32),
-                rewards=((), np.float32), done=((), bool), truncated=((), bool))
+    spec = dict(frames=(obs.shape[1:], obs.dtype),
+                actions=(a0.shape[1:], np.int64 if a0.dtype.kind in "iu" else np.float32), rewards=((), np.float32),
+                done=((), bool), truncated=((), bool))
     flat = {f: alloc(f, (N * S,) + shape, dtype) for f, (shape, dtype) in spec.items()}  # (N*S, ...): what is stored
-    buf = {f: v.reshape((N, S) + v.shape[1:]) for f, v in flat.items()}  # (N, S, ...) views: env i's column is its stream
+    # (N, S, ...) views: env i's column is its stream
+    buf = {f: v.reshape((N, S) + v.shape[1:]) for f, v in flat.items()}
     for t in range(steps_per_env):
         if t: a = policy(obs)
         buf["frames"][:, t], buf["actions"][:, t] = obs, a
         obs, r, term, trunc, _ = venv.step(a)
         obs = np.asarray(obs)
         ended = np.asarray(term) | np.asarray(trunc)
-        buf["rewards"][:, t], buf["done"][:, t], buf["truncated"][:, t] = r, ended, np.asarray(trunc) & ~np.asarray(term)
+        buf["rewards"][:, t], buf["done"][:, t], buf["truncated"][:, t] = (
+            r, ended, np.asarray(trunc) & ~np.asarray(term))
         if ended.any() and hasattr(policy, "reset"): policy.reset(ended)
         if progress is not None and t % 16 == 15: progress.update(16 * N)
     if progress is not None: progress.update((steps_per_env % 16) * N)
@@ -125,8 +132,9 @@ def _is_procgen(env_id: str) -> bool: return str(env_id).startswith("procgen:")
 
 def _settings(env_id, policy, levels, seed, shard_size, max_episode_steps, num_envs, env_kwargs, policy_kwargs) -> dict:
     name = policy if isinstance(policy, str) else getattr(policy, "__name__", type(policy).__name__)
-    return dict(env_id=env_id, levels=levels, seed=int(seed), shard_size=int(shard_size), max_episode_steps=max_episode_steps,
-                num_envs=int(num_envs), env_kwargs=env_kwargs, policy=name, policy_kwargs=policy_kwargs)
+    return dict(env_id=env_id, levels=levels, seed=int(seed), shard_size=int(shard_size),
+                max_episode_steps=max_episode_steps, num_envs=int(num_envs), env_kwargs=env_kwargs, policy=name,
+                policy_kwargs=policy_kwargs)
 
 LAYOUT_KEYS = ("shard_size", "num_envs")  # how a collection is cut into shards: an existing dataset's values win
 
@@ -136,10 +144,14 @@ def _check_folder(out: Path, settings: dict) -> dict | None:
     old = (m or {}).get("settings", {})
     diff = [f"{k}: {old.get(k)!r} != {v!r}" for k, v in settings.items() if k not in LAYOUT_KEYS and old.get(k) != v]
     if m is not None and diff:
-        raise DatasetError(f"{out} holds a different dataset ({'; '.join(diff)}); use another --out or delete that folder")
+        raise DatasetError(
+            f"{out} holds a different dataset ({'; '.join(diff)}); use another --out or delete that folder")
     if m is None and out.exists():
-        other = [p.name for p in out.iterdir() if not (p.name.startswith("shard_") or p.name.endswith(".tmp") or p.name in ("inspect", ".lock"))]
-        if other: raise DatasetError(f"{out} is not empty and is not a worldmodels_nb dataset (found {other[0]}); use another --out")
+        other = [p.name for p in out.iterdir()
+                 if not (p.name.startswith("shard_") or p.name.endswith(".tmp") or p.name in ("inspect", ".lock"))]
+        if other:
+            raise DatasetError(
+                f"{out} is not empty and is not a worldmodels_nb dataset (found {other[0]}); use another --out")
     if out.exists():  # leftovers of a killed run: temp files and shards the manifest does not list
         keep = {shard_file(out, s["id"], f).name for s in (m or {}).get("shards", []) for f in FIELDS}
         for p in out.iterdir():
@@ -149,15 +161,18 @@ def _check_folder(out: Path, settings: dict) -> dict | None:
 # %% ../nbs/02_data.ipynb #f23e9845
 def _new_manifest(settings, venv, steps) -> dict:
     return dict(format=FORMAT, env_id=settings["env_id"], env_kwargs=getattr(venv, "kwargs", {}), settings=settings,
-                observation_space=space_info(venv.single_observation_space), action_space=space_info(venv.single_action_space),
-                policy=settings["policy"], policy_kwargs=settings["policy_kwargs"], target_steps=int(steps), shards=[],
+                observation_space=space_info(venv.single_observation_space),
+                action_space=space_info(venv.single_action_space), policy=settings["policy"],
+                policy_kwargs=settings["policy_kwargs"], target_steps=int(steps), shards=[],
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 def _collect_shard(out: Path, sid: int, venv, policy, steps_per_env: int, bar) -> dict:
-    "Run the envs straight into the shard's memory-mapped temp files; they are fsynced and renamed into place at the end."
+    ("Run the envs straight into the shard's memory-mapped temp "
+     "files; they are fsynced and renamed into place at the end.")
     with contextlib.ExitStack() as stack:
         tmp = {f: stack.enter_context(atomic_path(shard_file(out, sid, f))) for f in FIELDS}
-        data = run_vec_env(venv, policy, steps_per_env, bar, lambda f, shape, dtype: np.lib.format.open_memmap(tmp[f], "w+", dtype, shape))
+        data = run_vec_env(venv, policy, steps_per_env, bar,
+                           lambda f, shape, dtype: np.lib.format.open_memmap(tmp[f], "w+", dtype, shape))
         for v in data.values(): v.flush()
     return data
 
@@ -178,17 +193,22 @@ def _first_broken(out: Path, m: dict) -> int | None:
 # %% ../nbs/02_data.ipynb #a8ed77a2
 def collect(env_id: str, steps: int, out, policy="random", levels: str | None = None, seed: int = 0,
             shard_size: int = 50_000, max_episode_steps: int | None = None, num_envs: int | None = None,
-            policy_kwargs: dict | None = None, env_fn: Callable | None = None, progress: bool = True, **env_kwargs) -> Path:
-    "Collect `steps` environment steps into dataset folder `out` (resumes an interrupted collection; refuses a folder being written)."
+            policy_kwargs: dict | None = None, env_fn: Callable | None = None, progress: bool = True,
+            **env_kwargs) -> Path:
+    ("Collect `steps` environment steps into dataset folder `out` (resumes "
+     "an interrupted collection; refuses a folder being written).")
     from worldmodels_nb.envs import parse_levels
-    for k, v in dict(steps=steps, shard_size=shard_size, max_episode_steps=max_episode_steps, num_envs=num_envs).items():
+    for k, v in dict(
+        steps=steps, shard_size=shard_size, max_episode_steps=max_episode_steps, num_envs=num_envs).items():
         if v is not None and v < 1: raise DatasetError(f"{k} must be >= 1, got {v}")
     out, policy_kwargs = Path(out), dict(policy_kwargs or {})
     num_envs = int(num_envs if num_envs is not None else 32 if _is_procgen(env_id) else 2)
     if levels is not None:
-        if not _is_procgen(env_id): raise DatasetError(f"levels={levels!r} is only meaningful for procgen:* environments, not {env_id}")
+        if not _is_procgen(env_id):
+            raise DatasetError(f"levels={levels!r} is only meaningful for procgen:* environments, not {env_id}")
         env_kwargs["start_level"], env_kwargs["num_levels"] = parse_levels(levels)
-    settings = _settings(env_id, policy, levels, seed, shard_size, max_episode_steps, num_envs, env_kwargs, policy_kwargs)
+    settings = _settings(
+        env_id, policy, levels, seed, shard_size, max_episode_steps, num_envs, env_kwargs, policy_kwargs)
     with folder_lock(out, what="dataset folder"):  # a second writer of `out` is refused, naming this process
         return _collect_into(out, settings, steps, policy, env_fn, progress, env_kwargs)
 
@@ -202,22 +222,33 @@ def _collect_into(out: Path, settings: dict, steps: int, policy, env_fn, progres
     if m:
         settings = m["settings"]
         shard_size, num_envs = settings["shard_size"], settings["num_envs"]  # resume as it began
-    make = env_fn or (lambda s: make_vec_env(env_id, num_envs, seed=s, max_episode_steps=max_episode_steps, **env_kwargs))
-    if m and (bad := _first_broken(out, m)) is not None: _drop_shards(out, m, bad)  # damaged files: recollect from there
+    make = env_fn or (
+        lambda s: make_vec_env(env_id, num_envs, seed=s, max_episode_steps=max_episode_steps, **env_kwargs))
+    # damaged files: recollect from there
+    if m and (bad := _first_broken(out, m)) is not None: _drop_shards(out, m, bad)
     if m and m["shards"] and m["shards"][-1].get("budget", shard_size) < shard_size and m["total_steps"] < steps:
-        _drop_shards(out, m, len(m["shards"]) - 1)  # a short final shard of a smaller budget: recollect it at full size, as a fresh run would
+        # a short final shard of a smaller budget: recollect it at full size, as a fresh run would
+        _drop_shards(out, m, len(m["shards"]) - 1)
     done, sid = (m["total_steps"], len(m["shards"])) if m else (0, 0)
     bar = None  # created once an env exists, so that a bad env id prints only its error
     try:
         while done < steps:
             venv = make(shard_seed(seed, sid))
             try:
-                pol = policy if callable(policy) else make_policy(policy, venv.single_action_space, venv.num_envs, seed=shard_seed(seed, sid), **policy_kwargs)
+                pol = (
+                    policy
+                    if callable(policy)
+                    else make_policy(
+                        policy, venv.single_action_space, venv.num_envs, seed=shard_seed(seed, sid), **policy_kwargs)
+                )
                 if m is None: m = _new_manifest(settings, venv, steps)
-                if bar is None: bar = tqdm(total=int(steps), initial=min(done, steps), unit="step", desc=f"collect {env_id}", disable=not progress, dynamic_ncols=True)
+                if bar is None:
+                    bar = tqdm(total=int(steps), initial=min(done, steps), unit="step", desc=f"collect {env_id}",
+                               disable=not progress, dynamic_ncols=True)
                 budget = min(shard_size, steps - done)
                 if sid == 0 and max_episode_steps and shard_size / venv.num_envs < max_episode_steps:
-                    warnings.warn(f"each env gets only {shard_size // venv.num_envs} steps per shard (< max_episode_steps={max_episode_steps}): "
+                    warnings.warn(f"each env gets only {shard_size // venv.num_envs} steps "
+                                  f"per shard (< max_episode_steps={max_episode_steps}): "
                                   "most episodes will end truncated; raise shard_size or lower num_envs")
                 data = _collect_shard(out, sid, venv, pol, math.ceil(budget / venv.num_envs), bar)
             finally: venv.close()
@@ -236,16 +267,21 @@ HELDOUT_START = 100_000  # first Procgen level of held-out ranges
 def heldout_kwargs(env_id: str, train_levels: str | None = None, seed: int = 0) -> dict:
     "Collection kwargs for held-out data: disjoint Procgen levels, or another seed."
     if not _is_procgen(env_id): return dict(seed=seed + 1_000_003)
-    if train_levels is None: raise DatasetError("held-out Procgen data needs a finite training level range such as levels='0:500'")
+    if train_levels is None:
+        raise DatasetError("held-out Procgen data needs a finite training level range such as levels='0:500'")
     from worldmodels_nb.envs import parse_levels
     start, n = parse_levels(train_levels)
-    if n == 0 or start + n > HELDOUT_START: raise DatasetError(f"training levels {train_levels} must be finite and below {HELDOUT_START} to leave a disjoint held-out range")
+    if n == 0 or start + n > HELDOUT_START:
+        raise DatasetError(f"training levels {train_levels} must be finite and below "
+                           f"{HELDOUT_START} to leave a disjoint held-out range")
     return dict(levels=f"{HELDOUT_START}:{HELDOUT_START + n}", seed=seed + 1_000_003)
 
 def ensure_dataset(env_id: str, steps: int, out, **kw):
     "Open dataset `out`, collecting first whatever of `steps` is missing (`kw` as for `collect`)."
-    with folder_lock(out, blocking=True, what="dataset folder"):  # a second caller waits, then finds the dataset complete
-        return EpisodeDataset(collect(env_id, steps, out, **kw))  # collect's lock is this one: checks settings, collects what is missing
+    # a second caller waits, then finds the dataset complete
+    with folder_lock(out, blocking=True, what="dataset folder"):
+        # collect's lock is this one: checks settings, collects what is missing
+        return EpisodeDataset(collect(env_id, steps, out, **kw))
 
 # %% ../nbs/02_data.ipynb #a13e7851
 def _open_shards(path: Path, m: dict) -> list[dict]:
@@ -255,11 +291,19 @@ def _open_shards(path: Path, m: dict) -> list[dict]:
         a = {}
         for f in FIELDS:
             p = shard_file(path, s["id"], f)
-            if not p.exists(): raise DatasetError(f"shard file {p} is missing; re-run the same wm-collect command to recollect it")
-            try: a[f] = np.load(p, mmap_mode="r")
-            except (ValueError, OSError): raise DatasetError(f"shard file {p} is truncated or corrupt; re-run the same wm-collect command to recollect it") from None
-            if len(a[f]) != s["steps"]: raise DatasetError(f"{p} has {len(a[f])} rows but the manifest says {s['steps']}; the dataset is corrupt")
-        if s["steps"] and not a["done"][-1]: raise DatasetError(f"shard {s['id']} of {path} does not end with a finished episode; it is corrupt")
+            if not p.exists():
+                raise DatasetError(f"shard file {p} is missing; re-run the same wm-collect command to recollect it")
+            try:
+                a[f] = np.load(p, mmap_mode="r")
+            except (ValueError, OSError):
+                raise DatasetError(
+                    f"shard file {p} is truncated or corrupt; re-run the same wm-collect command to recollect it"
+                ) from None
+            if len(a[f]) != s["steps"]:
+                raise DatasetError(
+                    f"{p} has {len(a[f])} rows but the manifest says {s['steps']}; the dataset is corrupt")
+        if s["steps"] and not a["done"][-1]:
+            raise DatasetError(f"shard {s['id']} of {path} does not end with a finished episode; it is corrupt")
         arrays.append(a)
     return arrays
 
@@ -275,7 +319,8 @@ class EpisodeDataset:
     def __init__(self, path, episodes=None):
         self.path = Path(path)
         m = read_manifest(self.path)
-        if m is None: raise DatasetError(f"no dataset at {self.path} (manifest.json missing); collect one with wm-collect")
+        if m is None:
+            raise DatasetError(f"no dataset at {self.path} (manifest.json missing); collect one with wm-collect")
         self.manifest, self._arrays = m, _open_shards(self.path, m)
         self._offsets = np.r_[0, np.cumsum([s["steps"] for s in m["shards"]])].astype(np.int64)
         done = np.concatenate([a["done"] for a in self._arrays]) if self._arrays else np.zeros(0, bool)
@@ -302,27 +347,33 @@ class EpisodeDataset:
     @property
     def is_pixel(self) -> bool: return len(self.obs_shape) == 3
     @property
-    def model_obs_shape(self) -> list: return [self.obs_shape[2], *self.obs_shape[:2]] if self.is_pixel else list(self.obs_shape)  # [C, H, W] | [D]
+    def model_obs_shape(self) -> list:
+        return [self.obs_shape[2], *self.obs_shape[:2]] if self.is_pixel else list(self.obs_shape)  # [C, H, W] | [D]
     @property
     def action_space(self) -> dict: return self.manifest["action_space"]
     @property
     def norm_stats(self) -> dict | None: return self.manifest.get("norm_stats")
     def __len__(self): return self.num_steps
-    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != "_arrays"}  # pickles small: no frames
+    # pickles small: no frames
+    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != "_arrays"}
     def __setstate__(self, st):
         self.__dict__.update(st)
         self._arrays = _open_shards(self.path, self.manifest)
-    def __repr__(self): return f"EpisodeDataset({str(self.path)!r}: {self.num_episodes} episodes, {self.num_steps} steps, obs {self.obs_shape})"
+    def __repr__(self):
+        return (f"EpisodeDataset({str(self.path)!r}: {self.num_episodes} "
+                f"episodes, {self.num_steps} steps, obs {self.obs_shape})")
 
 # %% ../nbs/02_data.ipynb #4e8cbb35
 def set_action_space(m, ds):
-    "Set model config `m`'s num_actions / action_dim (and action_low / action_high where it has them) from dataset `ds`; returns `m`."
+    ("Set model config `m`'s num_actions / action_dim (and action_low "
+     "/ action_high where it has them) from dataset `ds`; returns `m`.")
     a = ds.action_space
     if a["kind"] == "discrete": m.num_actions, m.action_dim = int(a["n"]), 0
     else:
         m.num_actions, m.action_dim = 0, int(np.prod(a["shape"]))
         if hasattr(m, "action_low") and a.get("low") is not None and a.get("high") is not None:
-            m.action_low, m.action_high = [float(v) for v in np.ravel(a["low"])], [float(v) for v in np.ravel(a["high"])]
+            m.action_low, m.action_high = ([float(v) for v in np.ravel(a["low"])],
+                                           [float(v) for v in np.ravel(a["high"])])
     return m
 
 # %% ../nbs/02_data.ipynb #172b58c6
@@ -350,7 +401,8 @@ def _valid(self: EpisodeDataset, T: int) -> np.ndarray:
         s = valid_starts(self._ep_start[self.episodes], self._ep_len[self.episodes], T)
         if not len(s):
             longest = int(self.episode_lengths.max()) if self.num_episodes else 0
-            raise DatasetError(f"no episode in {self.path} has T={T} steps (longest: {longest}); use a shorter clip or collect more")
+            raise DatasetError(
+                f"no episode in {self.path} has T={T} steps (longest: {longest}); use a shorter clip or collect more")
         self._starts[T] = s
     return self._starts[T]
 
@@ -373,7 +425,9 @@ def sampler(self: EpisodeDataset, batch_size: int, T: int, seed: int = 0) -> Cal
 
 # %% ../nbs/02_data.ipynb #f230c8d6
 @patch
-def clips(self: EpisodeDataset, T: int, stride: int | None = None, max_clips: int | None = None, batch_size: int = 64) -> Iterator[dict]:
+def clips(
+    self: EpisodeDataset, T: int, stride: int | None = None, max_clips: int | None = None, batch_size: int = 64
+) -> Iterator[dict]:
     "Deterministic clip batches in episode order (non-overlapping unless `stride` < `T`)."
     stride = stride or T
     s, L = self._ep_start[self.episodes], self._ep_len[self.episodes]
@@ -446,16 +500,20 @@ def env_datasets(env: str, dc: DataConfig, data_root="data", progress: bool = Tr
     ho = heldout_kwargs(env, dc.train_levels if lv else None)
     if lv:
         (a, n), (b, m) = parse_levels(dc.train_levels), parse_levels(dc.heldout_levels)
-        if b < a + n and a < b + m: raise ConfigError(f"held-out levels {dc.heldout_levels} overlap training levels {dc.train_levels}; use disjoint ranges")
+        if b < a + n and a < b + m:
+            raise ConfigError(
+                f"held-out levels {dc.heldout_levels} overlap training levels {dc.train_levels}; use disjoint ranges")
         ho["levels"] = dc.heldout_levels  # the configured disjoint range
     ds = ensure_dataset(env, dc.train_steps, train_dir, policy=dc.policy, seed=0, progress=progress, **lv)
     held = ensure_dataset(env, dc.heldout_steps, held_dir, policy=dc.policy, progress=progress, **ho)
     return (*ds.split(dc.val_fraction, seed=0), held)
 
 # %% ../nbs/02_data.ipynb #4ac2f90a
-_NUMPY_OK = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
-             ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
-_BUILTINS_OK = {"list", "dict", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes", "bytearray", "slice", "range"}
+_NUMPY_OK = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+             ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+             ("numpy._core.multiarray", "scalar")}
+_BUILTINS_OK = {"list", "dict", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes",
+                "bytearray", "slice", "range"}
 
 class RestrictedUnpickler(pickle.Unpickler):
     "An unpickler that rebuilds only NumPy arrays / scalars and builtin containers."
@@ -463,20 +521,27 @@ class RestrictedUnpickler(pickle.Unpickler):
         super().__init__(file)
         self.source = source
     def find_class(self, module, name):
-        ok = (module, name) in _NUMPY_OK or (module == "builtins" and name in _BUILTINS_OK) or (module, name) == ("collections", "OrderedDict")
-        ok = ok or (module == "numpy" and isinstance(getattr(np, name, None), type) and issubclass(getattr(np, name), np.generic))
-        if not ok: raise DatasetError(f"refusing to unpickle {module}.{name} from {self.source}: only plain data (numpy arrays, lists, dicts, numbers) is allowed")
+        ok = ((module, name) in _NUMPY_OK or (module == "builtins" and name in _BUILTINS_OK)
+              or (module, name) == ("collections", "OrderedDict"))
+        ok = ok or (module == "numpy" and isinstance(getattr(np, name, None), type)
+                    and issubclass(getattr(np, name), np.generic))
+        if not ok:
+            raise DatasetError(f"refusing to unpickle {module}.{name} from {self.source}: only "
+                               f"plain data (numpy arrays, lists, dicts, numbers) is allowed")
         return super().find_class(module, name)
 
 def safe_load_pickle(path):
     "Unpickle `path` allowing only plain data (see `RestrictedUnpickler`)."
     with open(path, "rb") as f:
-        try: return RestrictedUnpickler(f, Path(path).name).load()
-        except (pickle.UnpicklingError, EOFError) as e: raise DatasetError(f"{path} is not a readable pickle ({e}); is the file complete?") from None
+        try:
+            return RestrictedUnpickler(f, Path(path).name).load()
+        except (pickle.UnpicklingError, EOFError) as e:
+            raise DatasetError(f"{path} is not a readable pickle ({e}); is the file complete?") from None
 
 # %% ../nbs/02_data.ipynb #4bf37d21
 def _mean_std(d, keys, where) -> dict:
-    if "mean" in d and "std" in d: return dict(mean=np.ravel(d["mean"]).astype(float).tolist(), std=np.ravel(d["std"]).astype(float).tolist())
+    if "mean" in d and "std" in d:
+        return dict(mean=np.ravel(d["mean"]).astype(float).tolist(), std=np.ravel(d["std"]).astype(float).tolist())
     parts = [d[k] for k in keys if isinstance(d.get(k), dict)]
     if not parts or not all("mean" in p and "std" in p for p in parts):
         raise DatasetError(f"{where}: expected mean/std lists or per-key dicts ({', '.join(keys)}) of mean/std")
@@ -492,32 +557,43 @@ def parse_norm_stats(cfg: dict, where: str = "rollout_config") -> dict:
         key = next((a for a in aliases if isinstance(cfg.get(a), dict)), None)
         if key is not None: out[name] = _mean_std(cfg[key], ("state", "goals"), f"{where}: {key}")
     if not out and "mean" in cfg: out["obs"] = _mean_std(cfg, (), where)
-    if not out: raise DatasetError(f"{where}: no normalisation statistics found (expected obs/action entries with mean and std)")
+    if not out:
+        raise DatasetError(
+            f"{where}: no normalisation statistics found (expected obs/action entries with mean and std)")
     return out
 
 def read_rollout_config(path) -> dict:
-    "The normalisation stats of the YAML file `path` (`parse_norm_stats`); a missing or broken file is a one-line DatasetError."
+    ("The normalisation stats of the YAML file `path` (`parse_norm_stats`); "
+     "a missing or broken file is a one-line DatasetError.")
     import yaml
     p = Path(path)
-    if not p.is_file(): raise DatasetError(f"rollout config {p} not found; give the rollout_config.yaml saved with the buffer, or leave it out")
+    if not p.is_file():
+        raise DatasetError(
+            f"rollout config {p} not found; give the rollout_config.yaml saved with the buffer, or leave it out")
     try: cfg = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
         mark, what = getattr(e, "problem_mark", None), getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise DatasetError(f"{p.name} is not valid YAML ({f'line {mark.line + 1}: ' if mark else ''}{what}); fix the file or leave it out") from None
+        raise DatasetError(f"{p.name} is not valid YAML ({f'line {mark.line + 1}: ' if mark else ''}{what}); "
+                           f"fix the file or leave it out") from None
     return parse_norm_stats(cfg, p.name)
 
 # %% ../nbs/02_data.ipynb #4979e2b8
 def _factr_episode(traj, i: int, where: str) -> dict:
     "One FACTR trajectory as the rows of one episode."
-    if not isinstance(traj, (list, tuple)) or not traj or not all(isinstance(s, (list, tuple)) and len(s) in (3, 4) for s in traj):
+    if (not isinstance(traj, (list, tuple)) or not traj
+        or not all(isinstance(s, (list, tuple)) and len(s) in (3, 4) for s in traj)):
         raise DatasetError(f"{where}: trajectory {i} is not a non-empty list of (obs_dict, action, reward) tuples")
     try:
-        obs = np.stack([np.concatenate([np.ravel(s[0]["state"]), np.ravel(s[0].get("goals", []))]) for s in traj]).astype(np.float32)
-    except (KeyError, TypeError): raise DatasetError(f"{where}: trajectory {i} has an observation without a 'state' entry") from None
+        obs = np.stack(
+            [np.concatenate([np.ravel(s[0]["state"]), np.ravel(s[0].get("goals", []))]) for s in traj]
+        ).astype(np.float32)
+    except (KeyError, TypeError):
+        raise DatasetError(f"{where}: trajectory {i} has an observation without a 'state' entry") from None
     act = np.stack([np.atleast_1d(np.asarray(s[1], np.float32)) for s in traj])
     done, trunc = np.zeros(len(traj), bool), np.zeros(len(traj), bool)
     done[-1], trunc[-1] = True, not (len(traj[-1]) == 4 and bool(traj[-1][3]))  # a 4th entry True marks a real terminal
-    return dict(frames=obs, actions=act, rewards=np.asarray([s[2] for s in traj], np.float32), done=done, truncated=trunc)
+    return dict(
+        frames=obs, actions=act, rewards=np.asarray([s[2] for s in traj], np.float32), done=done, truncated=trunc)
 
 # %% ../nbs/02_data.ipynb #0b75d10c
 def import_factr_buffer(buf_path, out, rollout_config=None, normalize: bool = False, shard_size: int = 50_000) -> Path:
@@ -525,7 +601,8 @@ def import_factr_buffer(buf_path, out, rollout_config=None, normalize: bool = Fa
     buf_path, out = Path(buf_path), Path(out)
     if not buf_path.is_file(): raise DatasetError(f"buffer {buf_path} not found")
     trajs = safe_load_pickle(buf_path)
-    if not isinstance(trajs, (list, tuple)) or not trajs: raise DatasetError(f"{buf_path.name}: expected a non-empty list of trajectories")
+    if not isinstance(trajs, (list, tuple)) or not trajs:
+        raise DatasetError(f"{buf_path.name}: expected a non-empty list of trajectories")
     rc = read_rollout_config(rollout_config) if rollout_config else None
     eps = [_factr_episode(t, i, buf_path.name) for i, t in enumerate(trajs)]
     o0 = trajs[0][0][0]
@@ -534,7 +611,8 @@ def import_factr_buffer(buf_path, out, rollout_config=None, normalize: bool = Fa
         raise DatasetError(f"{buf_path.name}: trajectories disagree on the state/goal or action size")
     for k, st in (rc or {}).items():
         if len(st["mean"]) != dims[k] or len(st["std"]) != dims[k]:
-            raise DatasetError(f"{Path(rollout_config).name}: {k} stats have {len(st['mean'])} dims but the buffer's {k} has {dims[k]} (state + goals)")
+            raise DatasetError(f"{Path(rollout_config).name}: {k} stats have {len(st['mean'])} "
+                               f"dims but the buffer's {k} has {dims[k]} (state + goals)")
     for e in eps if (normalize and rc) else []:
         for k, f in (("obs", "frames"), ("action", "actions")):
             if k in rc: e[f] = ((e[f] - np.float32(rc[k]["mean"])) / np.float32(rc[k]["std"])).astype(np.float32)
@@ -547,14 +625,17 @@ def import_factr_buffer(buf_path, out, rollout_config=None, normalize: bool = Fa
         return _write_factr(out, settings, eps, o0, buf_path, rc, normalize, shard_size)
 
 # %% ../nbs/02_data.ipynb #c41c284a
-def _write_factr(out: Path, settings: dict, eps: list, o0: dict, buf_path: Path, rc, normalize: bool, shard_size: int) -> Path:
+def _write_factr(
+    out: Path, settings: dict, eps: list, o0: dict, buf_path: Path, rc, normalize: bool, shard_size: int) -> Path:
     "Write imported FACTR episodes as shards of dataset `out` (its lock held)."
     obs_dim, act_dim = eps[0]["frames"].shape[1], eps[0]["actions"].shape[1]
     m = dict(format=FORMAT, env_id=settings["env_id"], settings=settings, source=str(buf_path), shards=[],
-             env_kwargs=dict(obs_keys=["state"] + (["goals"] if "goals" in o0 else []), goal_dim=int(np.size(o0.get("goals", [])))),
+             env_kwargs=dict(
+                 obs_keys=["state"] + (["goals"] if "goals" in o0 else []), goal_dim=int(np.size(o0.get("goals", [])))),
              observation_space=dict(kind="box", shape=[obs_dim], dtype="float32", low=None, high=None),
              action_space=dict(kind="box", shape=[act_dim], dtype="float32", low=None, high=None),
-             policy="demonstrations", policy_kwargs={}, rollout_norm_stats=rc, normalized=bool(normalize and rc), target_steps=0)
+             policy="demonstrations", policy_kwargs={}, rollout_norm_stats=rc, normalized=bool(normalize and rc),
+             target_steps=0)
     cur = []
     for k, ep in enumerate(eps):
         cur.append(ep)
@@ -573,16 +654,20 @@ def inspect_dataset(path) -> dict:
     acts = np.concatenate([a["actions"] for a in ds._arrays]) if ds._arrays else np.zeros(0)
     rew, done = (np.concatenate([a[f] for a in ds._arrays]) for f in ("rewards", "done"))
     ep_ret = np.add.reduceat(rew, ds._ep_start) if len(rew) else np.zeros(0)
-    r = dict(path=str(path), env_id=ds.manifest["env_id"], episodes=ds.num_episodes, steps=ds.num_steps,
-             shards=len(ds._arrays), truncated_episodes=int(sum(s["truncated"] for s in ds.manifest["shards"])),
-             length=dict(min=int(L.min()), mean=float(L.mean()), max=int(L.max())) if len(L) else {},
-             length_hist=[c.tolist() for c in np.histogram(L, bins=min(10, int(L.max() - L.min()) + 1))] if len(L) else [],
-             episode_return=dict(mean=float(ep_ret.mean()), std=float(ep_ret.std()), min=float(ep_ret.min()), max=float(ep_ret.max())) if len(ep_ret) else {},
-             problems=[])
-    if ds.action_space["kind"] == "discrete": r["action_hist"] = np.bincount(acts, minlength=ds.action_space["n"]).tolist()
+    r = dict(
+        path=str(path), env_id=ds.manifest["env_id"], episodes=ds.num_episodes, steps=ds.num_steps,
+        shards=len(ds._arrays), truncated_episodes=int(sum(s["truncated"] for s in ds.manifest["shards"])),
+        length=dict(min=int(L.min()), mean=float(L.mean()), max=int(L.max())) if len(L) else {},
+        length_hist=[c.tolist() for c in np.histogram(L, bins=min(10, int(L.max() - L.min()) + 1))] if len(L) else [],
+        episode_return=dict(
+            mean=float(ep_ret.mean()), std=float(ep_ret.std()), min=float(ep_ret.min()), max=float(ep_ret.max()))
+        if len(ep_ret) else {}, problems=[])
+    if ds.action_space["kind"] == "discrete":
+        r["action_hist"] = np.bincount(acts, minlength=ds.action_space["n"]).tolist()
     else: r["action_mean"], r["action_std"] = acts.mean(0).tolist(), acts.std(0).tolist()
     if ds.is_pixel:
-        f0 = ds._arrays[0]["frames"][:: max(1, len(ds._arrays[0]["frames"]) // 256)] if ds._arrays else np.zeros((1, 1, 1, 1))
+        f0 = (ds._arrays[0]["frames"][:: max(1, len(ds._arrays[0]["frames"]) // 256)] if ds._arrays
+              else np.zeros((1, 1, 1, 1)))
         r["obs"] = dict(mean=float(f0.mean()), std=float(f0.std()), min=int(f0.min()), max=int(f0.max()))
     else:
         bad = sum(int((~np.isfinite(a["frames"])).any(1).sum()) for a in ds._arrays)
@@ -594,15 +679,20 @@ def inspect_dataset(path) -> dict:
 
 # %% ../nbs/02_data.ipynb #1484e01e
 def _print_report(r: dict):
-    print(f"{r['path']}: {r['env_id']}, {r['episodes']} episodes, {r['steps']} steps in {r['shards']} shards ({r['truncated_episodes']} truncated)")
-    if r["length"]: print(f"episode length: min {r['length']['min']}, mean {r['length']['mean']:.1f}, max {r['length']['max']}")
+    print(f"{r['path']}: {r['env_id']}, {r['episodes']} episodes, {r['steps']} "
+          f"steps in {r['shards']} shards ({r['truncated_episodes']} truncated)")
+    if r["length"]:
+        print(f"episode length: min {r['length']['min']}, mean {r['length']['mean']:.1f}, max {r['length']['max']}")
     if r["length_hist"]:
         c, e = r["length_hist"]
-        print("length histogram:", ", ".join(f"[{e[i]:.0f}, {e[i + 1]:.0f}{']' if i == len(c) - 1 else ')'}: {c[i]}" for i in range(len(c))))
+        print("length histogram:",
+              ", ".join(f"[{e[i]:.0f}, {e[i + 1]:.0f}{']' if i == len(c) - 1 else ')'}: {c[i]}" for i in range(len(c))))
     if "action_hist" in r: print("action histogram:", r["action_hist"])
     else: print("action mean:", np.round(r["action_mean"], 3).tolist())
-    if r["episode_return"]: print("episode return: " + ", ".join(f"{k} {v:.3g}" for k, v in r["episode_return"].items()))
-    print("observations:", {k: np.round(v, 3).tolist() if isinstance(v, list) else round(v, 3) for k, v in r["obs"].items()})
+    if r["episode_return"]:
+        print("episode return: " + ", ".join(f"{k} {v:.3g}" for k, v in r["episode_return"].items()))
+    print("observations:",
+          {k: np.round(v, 3).tolist() if isinstance(v, list) else round(v, 3) for k, v in r["obs"].items()})
     print("problems:", "; ".join(r["problems"]) or "none found")
 
 def contact_sheet(ds: EpisodeDataset, path, rows: int = 6, cols: int = 8, seed: int = 0) -> Path:
@@ -640,8 +730,11 @@ class CLIParser(argparse.ArgumentParser):
 def _checked(kind: type, ok: Callable, rule: str) -> Callable:
     "An argparse `type`: a `kind` number for which `ok` holds, else the one-line error `must be {rule}, got ...`."
     def parse(s: str):
-        try: v = kind(s)
-        except ValueError: raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {s!r}") from None
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {s!r}") from None
         if not ok(v): raise argparse.ArgumentTypeError(f"must be {rule}, got {s}")
         return v
     parse.__name__ = f"{kind.__name__} {rule}"
@@ -655,17 +748,22 @@ def json_arg(s: str) -> dict:
     "An argparse `type`: a JSON object such as `{\"p\": 0.9}`."
     try: v = json.loads(s)
     except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({e.msg} at character {e.pos}) in {s!r}; write e.g. '{{\"p\": 0.9}}'") from None
-    if not isinstance(v, dict): raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"p\": 0.9}}', got {s!r}")
+        raise argparse.ArgumentTypeError(
+            f"not valid JSON ({e.msg} at character {e.pos}) in {s!r}; write e.g. '{{\"p\": 0.9}}'") from None
+    if not isinstance(v, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"p\": 0.9}}', got {s!r}")
     return v
 
 def existing_file(s: str) -> Path:
     "An argparse `type`: the path of a file that exists."
     p = Path(s)
-    if not p.is_file(): raise argparse.ArgumentTypeError(f"{s} is a folder, not a file" if p.is_dir() else f"no file {s}; check the path")
+    if not p.is_file():
+        raise argparse.ArgumentTypeError(
+            f"{s} is a folder, not a file" if p.is_dir() else f"no file {s}; check the path")
     return p
 
-USER_ERRORS = (ValueError, FileNotFoundError, CheckpointError, FolderBusyError)  # what a command reports in one line (ConfigError and DatasetError are ValueErrors)
+# what a command reports in one line (ConfigError and DatasetError are ValueErrors)
+USER_ERRORS = (ValueError, FileNotFoundError, CheckpointError, FolderBusyError)
 
 # %% ../nbs/02_data.ipynb #25adf2de
 def _fail(prog: str, e) -> int:
@@ -673,7 +771,8 @@ def _fail(prog: str, e) -> int:
     return 2
 
 def _collect_parser() -> argparse.ArgumentParser:
-    p = CLIParser(prog="wm-collect", description="Collect environment steps (or import a FACTR buffer) into a dataset folder.")
+    p = CLIParser(
+        prog="wm-collect", description="Collect environment steps (or import a FACTR buffer) into a dataset folder.")
     p.add_argument("--env", help="environment id, e.g. procgen:coinrun, CarRacing-v3, HalfCheetah-v5")
     p.add_argument("--steps", type=positive_int, help="environment steps to collect in total")
     p.add_argument("--out", required=True, help="dataset folder (resumed if it holds this collection)")
@@ -686,7 +785,9 @@ def _collect_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy-kwargs", type=json_arg, default={}, help='JSON, e.g. \'{"p": 0.9}\' for sticky')
     p.add_argument("--env-kwargs", type=json_arg, default={}, help='JSON, e.g. \'{"distribution_mode": "easy"}\'')
     p.add_argument("--from-buffer", type=existing_file, help="import this FACTR buf.pkl instead of collecting")
-    p.add_argument("--rollout-config", type=existing_file, help="rollout_config.yaml with normalisation stats (with --from-buffer)")
+    p.add_argument(
+        "--rollout-config", type=existing_file, help="rollout_config.yaml with normalisation stats (with --from-buffer)"
+    )
     p.add_argument("--normalize", action="store_true", help="apply the rollout config's stats to the buffer's data")
     return p
 
@@ -697,12 +798,14 @@ def collect_main(argv=None) -> int:
         if a.from_buffer: out = import_factr_buffer(a.from_buffer, a.out, a.rollout_config, a.normalize, a.shard_size)
         else:
             if a.env is None or a.steps is None: return _fail("wm-collect", "give --env and --steps (or --from-buffer)")
-            out = collect(a.env, a.steps, a.out, a.policy, a.levels, a.seed, a.shard_size, a.max_episode_steps, a.num_envs,
-                          policy_kwargs=a.policy_kwargs, **a.env_kwargs)
-    except (*USER_ERRORS, TypeError) as e: return _fail("wm-collect", e)  # TypeError: a keyword the env or policy does not take
+            out = collect(a.env, a.steps, a.out, a.policy, a.levels, a.seed, a.shard_size, a.max_episode_steps,
+                          a.num_envs, policy_kwargs=a.policy_kwargs, **a.env_kwargs)
+    # TypeError: a keyword the env or policy does not take
+    except (*USER_ERRORS, TypeError) as e: return _fail("wm-collect", e)
     except KeyboardInterrupt:
         m = read_manifest(a.out) if Path(a.out).exists() else None
-        print(f"interrupted: {m['total_steps'] if m else 0} steps in complete shards are saved; run the same command again to resume", file=sys.stderr)
+        print(f"interrupted: {m['total_steps'] if m else 0} steps in complete "
+              f"shards are saved; run the same command again to resume", file=sys.stderr)
         return 130
     m = read_manifest(out)
     print(f"{out}: {m['total_steps']} steps, {m['total_episodes']} episodes in {len(m['shards'])} shards")

@@ -28,9 +28,11 @@ class Dreamable(Protocol):
     def dream_start(self, frames: Tensor, actions: Tensor) -> dict:
         "The state after k real context frames (B, k, ...) in [0, 1] and the k-1 actions (B, k-1[, A]) between them."
     def dream_step(self, state: dict, actions: Tensor, tau: float = 1.0, generator=None) -> tuple[dict, Tensor, Tensor]:
-        "(next state, reward (B,), probability that the episode ends (B,)) after actions (B,) or (B, A); tau: sampling temperature."
+        ("(next state, reward (B,), probability that the episode ends "
+         "(B,)) after actions (B,) or (B, A); tau: sampling temperature.")
     def dream_observe(self, state: dict, actions: Tensor, frames: Tensor) -> dict:
-        "The state after actions (B,) or (B, A) led to the real frames (B, C, H, W) in [0, 1]: the model's filter, as it plays the real game."
+        ("The state after actions (B,) or (B, A) led to the real frames (B, "
+         "C, H, W) in [0, 1]: the model's filter, as it plays the real game.")
     def dream_features(self, state: dict) -> Tensor:
         "What a policy sees (B, F)."
     def dream_decode(self, state: dict) -> Tensor:
@@ -54,7 +56,8 @@ def tree_cat(states: list) -> dict:
 def action_space(num_actions: int = 0, action_dim: int = 0, low=None, high=None) -> gym.spaces.Space:
     "Discrete(num_actions), or a Box of action_dim bounded by low/high (default [-1, 1])."
     if num_actions > 0: return gym.spaces.Discrete(num_actions)
-    if action_dim <= 0: raise ConfigError("a model needs num_actions > 0 (discrete) or action_dim > 0 (continuous) to be dreamed in")
+    if action_dim <= 0:
+        raise ConfigError("a model needs num_actions > 0 (discrete) or action_dim > 0 (continuous) to be dreamed in")
     lo = np.array(low or [-1.0] * action_dim, np.float32)
     hi = np.array(high or [1.0] * action_dim, np.float32)
     return gym.spaces.Box(lo, hi, dtype=np.float32)
@@ -74,7 +77,8 @@ def dream_step(self: VMWorldModel, state: dict, actions, tau: float = 1.0, gener
 
 @patch
 def dream_observe(self: VMWorldModel, state: dict, actions, frames) -> dict:
-    _, _, _, _, (h, c) = self.mdn.step(state["z"], torch.as_tensor(actions), (state["h"][None], state["c"][None]))  # M digests (z_t, a_t)
+    # M digests (z_t, a_t)
+    _, _, _, _, (h, c) = self.mdn.step(state["z"], torch.as_tensor(actions), (state["h"][None], state["c"][None]))
     return dict(z=self.encode(frames[:, None])[:, 0], h=h[0], c=c[0])  # V encodes the real frame into z_{t+1}
 
 @patch
@@ -90,7 +94,8 @@ def dream_action_space(self: VMWorldModel):
 
 # %% ../nbs/07_dream.ipynb #a58e8264
 def dream_starts(ds, context: int = 1, max_starts: int = 1024) -> dict:
-    "The first `context` frames (float, [0, 1]) and the actions between them of up to `max_starts` episodes of dataset `ds`."
+    ("The first `context` frames (float, [0, 1]) and the actions "
+     "between them of up to `max_starts` episodes of dataset `ds`.")
     b = [c for c in ds.clips(context, stride=10**9, max_clips=max_starts, batch_size=256)]
     if not b: raise ValueError(f"{ds.path} has no episode of at least {context} steps")
     return dict(frames=to_unit(torch.cat([c["frames"] for c in b])),  # (N, k, C, H, W) or (N, k, D)
@@ -103,9 +108,13 @@ class BatchedDream:
     "B dreams of any `Dreamable` model stepped together, from real starts (`dream_starts`)."
     def __init__(self, model, starts: dict, tau: float = 1.0, max_steps: int = 1000, done_mode: str = "threshold",
                  reward_clip: float | None = None, chunk: int = 256):
-        if done_mode not in DONE_MODES: raise ConfigError(f"done_mode must be one of {', '.join(DONE_MODES)}, got {done_mode!r}")
-        if not isinstance(model, Dreamable): raise TypeError(f"{type(model).__name__} does not implement the dream interface (dream_start, dream_step, ...)")
-        self.model, self.tau, self.max_steps, self.done_mode, self.reward_clip = model, tau, max_steps, done_mode, reward_clip
+        if done_mode not in DONE_MODES:
+            raise ConfigError(f"done_mode must be one of {', '.join(DONE_MODES)}, got {done_mode!r}")
+        if not isinstance(model, Dreamable):
+            raise TypeError(
+                f"{type(model).__name__} does not implement the dream interface (dream_start, dream_step, ...)")
+        self.model, self.tau, self.max_steps, self.done_mode, self.reward_clip = (
+            model, tau, max_steps, done_mode, reward_clip)
         if hasattr(model, "eval"): model.eval()
         f, a = starts["frames"], starts["actions"]
         with torch.no_grad():  # every start state once; reset only picks rows
@@ -125,7 +134,8 @@ class BatchedDream:
 @patch
 @torch.no_grad()
 def step(self: BatchedDream, actions):
-    "Advance every dream; returns (obs (B, F), reward (B,), terminated (B,), truncated (B,)); finished dreams stay frozen with reward 0."
+    ("Advance every dream; returns (obs (B, F), reward (B,), terminated "
+     "(B,), truncated (B,)); finished dreams stay frozen with reward 0.")
     if self.B == 0: raise RuntimeError("call reset() before step()")
     a = torch.as_tensor(np.asarray(actions))
     if len(a) != self.B: raise ValueError(f"expected {self.B} actions (one per dream), got {tuple(a.shape)}")
@@ -163,12 +173,14 @@ def rollout(self: BatchedDream, policy, batch_size: int, seed: int | None = None
 
 # %% ../nbs/07_dream.ipynb #61eabbb6
 class DreamEnv(gym.Env):
-    "One dream of a `Dreamable` model as a Gymnasium env: observation = dream_features, the model's reward and done; render() decodes."
+    ("One dream of a `Dreamable` model as a Gymnasium env: observation "
+     "= dream_features, the model's reward and done; render() decodes.")
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
 
-    def __init__(self, model, starts: dict, tau: float = 1.0, max_episode_steps: int = 1000, done_mode: str = "threshold",
-                 render_mode: str | None = None):
-        if render_mode not in (None, "rgb_array"): raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+    def __init__(self, model, starts: dict, tau: float = 1.0, max_episode_steps: int = 1000,
+                 done_mode: str = "threshold", render_mode: str | None = None):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.dream, self.render_mode = BatchedDream(model, starts, tau, max_episode_steps, done_mode), render_mode
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.dream.obs_dim,), np.float32)
         self.action_space = self.dream.action_space
@@ -180,7 +192,8 @@ class DreamEnv(gym.Env):
 
     def step(self, action):
         discrete = isinstance(self.action_space, gym.spaces.Discrete)
-        obs, r, term, trunc = self.dream.step(np.asarray(action)[None] if discrete else np.asarray(action, np.float32).reshape(1, -1))
+        obs, r, term, trunc = self.dream.step(
+            np.asarray(action)[None] if discrete else np.asarray(action, np.float32).reshape(1, -1))
         return obs[0].numpy().astype(np.float32), float(r[0]), bool(term[0]), bool(trunc[0]), {}
 
     def render(self):
@@ -193,7 +206,8 @@ class DreamEnv(gym.Env):
 # %% ../nbs/07_dream.ipynb #e0dda8f5
 @torch.no_grad()
 def dream_vs_real(model, episode: dict, steps: int = 64, context: int = 1, tau: float = 1.0, seed: int = 0):
-    "(real, dreamed), each (steps, C, H, W) in [0, 1] (or (steps, D)): a dream from the episode's first `context` frames, replaying its actions."
+    ("(real, dreamed), each (steps, C, H, W) in [0, 1] (or (steps, D)): a "
+     "dream from the episode's first `context` frames, replaying its actions.")
     f, a = torch.as_tensor(np.asarray(episode["frames"])), torch.as_tensor(np.asarray(episode["actions"]))
     steps = min(steps, len(f) - context)
     if steps < 1: raise ValueError(f"the episode has {len(f)} steps; dream_vs_real needs more than context={context}")

@@ -76,7 +76,8 @@ def procgen_options(game: str, num_levels: int = 0, start_level: int = 0, distri
     if distribution_mode not in PROCGEN_MODES[game]:
         raise ValueError(f"procgen:{game} has no distribution_mode {distribution_mode!r} (it would abort the process); "
                          f"choose one of: {', '.join(PROCGEN_MODES[game])}")
-    if num_levels < 0 or start_level < 0: raise ValueError(f"num_levels and start_level must be >= 0, got {num_levels}, {start_level}")
+    if num_levels < 0 or start_level < 0:
+        raise ValueError(f"num_levels and start_level must be >= 0, got {num_levels}, {start_level}")
     if distribution_mode == "exploration" and (num_levels or start_level):
         raise ValueError("distribution_mode 'exploration' is one fixed level; leave num_levels and start_level at 0")
     opts = dict(env_name=game, distribution_mode=distribution_mode, use_backgrounds=bool(use_backgrounds), **kw)
@@ -125,7 +126,8 @@ def _procgen_env(num: int, opts: dict, seed: int, num_threads: int = 0):
     return ProcgenGym3Env(num=num, rand_seed=int(seed), num_threads=num_threads, **opts)
 
 class VecEnv:
-    "`num_envs` environments stepped together; `step` auto-resets in the same step (obs[i] is the next episode's first frame)."
+    ("`num_envs` environments stepped together; `step` auto-resets "
+     "in the same step (obs[i] is the next episode's first frame).")
     num_envs: int
     env_id: str
     kwargs: dict
@@ -150,9 +152,11 @@ class ProcgenVecEnv(VecEnv):
     def _frames(self, rgb): return np.stack([resize_frame(x, self.size, self.grayscale) for x in rgb]) \
         if (self.size != 64 or self.grayscale) else rgb  # (N, size, size, C)
     def reset(self, seed: int | None = None) -> np.ndarray:
-        "Start new episodes (a fresh native env; `rand_seed` = `seed`, else the constructor's seed, then a seeded stream)."
+        ("Start new episodes (a fresh native env; `rand_seed` = "
+         "`seed`, else the constructor's seed, then a seeded stream).")
         if seed is None: seed = self.seed if self._env is None else int(self._rng.integers(2**31 - 1))
-        self._env, self._t = _procgen_env(self.num_envs, self.opts, seed, self.num_threads), np.zeros(self.num_envs, np.int64)
+        self._env, self._t = (_procgen_env(self.num_envs, self.opts, seed, self.num_threads),
+                              np.zeros(self.num_envs, np.int64))
         return self._frames(self._env.observe()[1]["rgb"])
     def _label(self, first):
         "(terminated, truncated) on the rare steps where an episode ended or hit `max_episode_steps`."
@@ -168,7 +172,8 @@ class ProcgenVecEnv(VecEnv):
         self._env.act(np.asarray(actions, np.int32).reshape(self.num_envs))
         rew, ob, first = self._env.observe()
         self._t += 1
-        if first.any() or (self.max_episode_steps and self._t.max() >= self.max_episode_steps): term, trunc = self._label(first)
+        if first.any() or (self.max_episode_steps and self._t.max() >= self.max_episode_steps):
+            term, trunc = self._label(first)
         else: term, trunc = np.zeros(self.num_envs, bool), np.zeros(self.num_envs, bool)
         return self._frames(ob["rgb"]), rew.astype(np.float32), term, trunc, {"first": first}
 
@@ -192,7 +197,8 @@ class ProcgenEnv(gym.Env):
         return obs[0], float(r[0]), bool(term[0]), bool(trunc[0]), {"first": self._at_start}
 
 # %% ../nbs/01_envs.ipynb #0e98d4d3
-def make_env(env_id: str, size: int = 64, grayscale: bool = False, max_episode_steps: int | None = None, **kwargs) -> gym.Env:
+def make_env(
+    env_id: str, size: int = 64, grayscale: bool = False, max_episode_steps: int | None = None, **kwargs) -> gym.Env:
     "A Gymnasium env for any supported id: uint8 (size, size, 3|1) frames, or float32 (D,) states for MuJoCo."
     family = env_family(env_id)
     if family == "procgen": return ProcgenEnv(env_id[8:], size, grayscale, max_episode_steps, **kwargs)
@@ -208,7 +214,8 @@ class GymVecEnv(VecEnv):
         cls = gym.vector.AsyncVectorEnv if num_envs > 1 else gym.vector.SyncVectorEnv
         self.vec = cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         self.env_id, self.num_envs, self.seed, self._started = env_id, num_envs, seed, False
-        self.single_observation_space, self.single_action_space = self.vec.single_observation_space, self.vec.single_action_space
+        self.single_observation_space, self.single_action_space = (
+            self.vec.single_observation_space, self.vec.single_action_space)
         self.kwargs = dict(make_kw)
     def reset(self, seed: int | None = None) -> np.ndarray:
         "Reset all envs; env i gets seed `seed + i` (the constructor's seed on the first reset)."
@@ -227,7 +234,8 @@ def make_vec_env(env_id: str, num_envs: int, seed: int = 0, size: int = 64, gray
     if num_envs < 1: raise ValueError(f"num_envs must be >= 1, got {num_envs}")
     if env_family(env_id) == "procgen":
         return ProcgenVecEnv(env_id[8:], num_envs, seed, size, grayscale, max_episode_steps, **kwargs)
-    return GymVecEnv(env_id, num_envs, seed, size=size, grayscale=grayscale, max_episode_steps=max_episode_steps, **kwargs)
+    return GymVecEnv(
+        env_id, num_envs, seed, size=size, grayscale=grayscale, max_episode_steps=max_episode_steps, **kwargs)
 
 # %% ../nbs/01_envs.ipynb #c11775e8
 class Policy:
@@ -271,7 +279,8 @@ class BrownianPolicy(Policy):
     "Continuous actions doing a clipped random walk: a_{t+1} = clip(a_t + sigma * N(0, 1))."
     def __init__(self, action_space, num_envs, seed=0, sigma: float = (1 / 50) ** 0.5):
         if not isinstance(action_space, spaces.Box):
-            raise ValueError(f"the brownian policy needs a continuous (Box) action space, got {action_space}; use random or sticky")
+            raise ValueError(
+                f"the brownian policy needs a continuous (Box) action space, got {action_space}; use random or sticky")
         super().__init__(action_space, num_envs, seed)
         self.sigma = sigma
     def act(self):

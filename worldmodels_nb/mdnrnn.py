@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from torch import nn
 
-from .core import TrainConfig, ConfigError, apply_overrides, preset, fit, make_run_dir, seed_everything, load_model
+from .core import (TrainConfig, ConfigError, apply_overrides, preset, fit, make_run_dir, seed_everything,
+                                 load_model)
 from .data import DataConfig, set_action_space
 from .metrics import roc_auc, to_unit
 from .vae import reparameterize
@@ -37,8 +38,10 @@ class MDNRNNModelConfig:
     action_high: list = field(default_factory=list)
     hidden: int = 256  # LSTM units
     num_mixtures: int = 5  # Gaussians K per mixture
-    mixture: str = "per_dim"  # per_dim: a K-mixture for each code dimension (the paper) | joint: K diagonal Gaussians over the whole code
-    sample_z: bool = True  # train on z ~ q(z|x) drawn afresh from the stored (mu, logvar) each batch (the paper); else on mu
+    # per_dim: a K-mixture for each code dimension (the paper) | joint: K diagonal Gaussians over the whole code
+    mixture: str = "per_dim"
+    # train on z ~ q(z|x) drawn afresh from the stored (mu, logvar) each batch (the paper); else on mu
+    sample_z: bool = True
     reward_weight: float = 1.0  # weight of the reward MSE (computed on rewards / reward_scale)
     reward_scale: float = 1.0  # set from the training data by train_mdnrnn: the largest |reward| (CoinRun: 10)
     done_weight: float = 1.0  # weight of the done BCE
@@ -51,27 +54,35 @@ class MDNRNNConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     seq_len: int = 32  # training sequence length (windows are cut at episode ends and padded)
     env: str = "procgen:coinrun"
-    vae_checkpoint: str = ""  # the V checkpoint that encoded the training data (for decoding, V+M evaluation and dreams)
-    data: DataConfig = field(default_factory=DataConfig)  # data.val_fraction: episodes of a latent dataset kept for validation
+    # the V checkpoint that encoded the training data (for decoding, V+M evaluation and dreams)
+    vae_checkpoint: str = ""
+    # data.val_fraction: episodes of a latent dataset kept for validation
+    data: DataConfig = field(default_factory=DataConfig)
 
     def build_model(self): return MDNRNN(self.model)
 
     @classmethod
     def smoke(cls):
-        return cls(MDNRNNModelConfig(hidden=32), TrainConfig(max_steps=8, batch_size=8, lr=1e-3, log_every=4, val_every=4, val_batches=1,
-                                                             ckpt_every=4, monitor="val_nll"), seq_len=16)
+        return cls(
+            MDNRNNModelConfig(hidden=32),
+            TrainConfig(max_steps=8, batch_size=8, lr=1e-3, log_every=4, val_every=4, val_batches=1, ckpt_every=4,
+                        monitor="val_nll"), seq_len=16)
     @classmethod
     def quick(cls):
-        return cls(MDNRNNModelConfig(), TrainConfig(max_steps=3000, batch_size=64, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
-                                                    val_batches=8, ckpt_every=500, monitor="val_nll"), seq_len=32)
+        return cls(MDNRNNModelConfig(),
+                   TrainConfig(max_steps=3000, batch_size=64, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
+                               val_batches=8, ckpt_every=500, monitor="val_nll"), seq_len=32)
     @classmethod
     def full(cls):  # the paper: LSTM 256, 5 mixtures, sequences of 1000, batch 100, Adam 1e-3, gradient clipping
-        return cls(MDNRNNModelConfig(), TrainConfig(max_steps=20_000, batch_size=100, lr=1e-3, schedule="constant", grad_clip=1.0,
-                                                    log_every=100, val_every=2000, val_batches=16, ckpt_every=2000, monitor="val_nll"), seq_len=1000)
+        return cls(
+            MDNRNNModelConfig(),
+            TrainConfig(max_steps=20_000, batch_size=100, lr=1e-3, schedule="constant", grad_clip=1.0, log_every=100,
+                        val_every=2000, val_batches=16, ckpt_every=2000, monitor="val_nll"), seq_len=1000)
 
 # %% ../nbs/06_mdnrnn.ipynb #81b0b13b
 def _vae_from_latents(lat_dir):
-    "The ConvVAE whose checkpoint wrote latent dataset `lat_dir` (and the path), or (None, None) if it is gone or differs."
+    ("The ConvVAE whose checkpoint wrote latent dataset `lat_dir` "
+     "(and the path), or (None, None) if it is gone or differs.")
     from worldmodels_nb.data import read_manifest
     from worldmodels_nb.vae import fingerprint
     m = read_manifest(lat_dir) if Path(lat_dir).exists() else None
@@ -82,15 +93,16 @@ def _vae_from_latents(lat_dir):
     except Exception: return None, None
     return (vae, ck) if fingerprint(vae) == info.get("fingerprint") else (None, None)
 
-def latent_datasets(env: str = "procgen:coinrun", scale: str = "quick", data_root="data", out_dir="runs", vae_overrides=(),
-                    progress: bool = True) -> dict:
+def latent_datasets(env: str = "procgen:coinrun", scale: str = "quick", data_root="data", out_dir="runs",
+                    vae_overrides=(), progress: bool = True) -> dict:
     "V and the latent datasets of `env` at `scale`: reuses 05_vae's codes and checkpoint, else trains a V and encodes."
     from worldmodels_nb.data import EpisodeDataset
     from worldmodels_nb.vae import VAEConfig, vae_datasets, train_vae, encode_dataset
     vcfg = apply_overrides(VAEConfig.for_env(scale, env), list(vae_overrides))
     train, val, held = vae_datasets(vcfg, data_root, progress)
     full = EpisodeDataset(train.path)
-    lat_train, lat_held = Path(data_root)/f"{full.path.name}_vae-latents", Path(data_root)/f"{held.path.name}_vae-latents"
+    lat_train, lat_held = (Path(data_root) / f"{full.path.name}_vae-latents",
+                           Path(data_root) / f"{held.path.name}_vae-latents")
     vae, ck = _vae_from_latents(lat_train)
     trained = vae is None
     if trained:
@@ -100,13 +112,15 @@ def latent_datasets(env: str = "procgen:coinrun", scale: str = "quick", data_roo
     lt = encode_dataset(vae, full, lat_train, checkpoint=ck, progress=progress)
     lh = encode_dataset(vae, held, lat_held, checkpoint=ck, progress=progress)
     tr, va = lt.split(vcfg.data.val_fraction, seed=0)  # the same episodes as V's own train/val split
-    return dict(vae=vae, vae_checkpoint=ck, vae_trained=trained, train=tr, val=va, heldout=lh, frames_train=train, frames_heldout=held,
-                vae_config=vcfg)
+    return dict(vae=vae, vae_checkpoint=ck, vae_trained=trained, train=tr, val=va, heldout=lh, frames_train=train,
+                frames_heldout=held, vae_config=vcfg)
 
 def resolve_model_config(cfg: MDNRNNConfig, lat) -> MDNRNNConfig:
     "Fill code size and action space in from a latent dataset."
     info = lat.manifest.get("latent")
-    if not info: raise ConfigError(f"{lat.path} is not a latent dataset (no 'latent' entry in its manifest); encode one with wm-train vae --encode")
+    if not info:
+        raise ConfigError(f"{lat.path} is not a latent dataset (no 'latent' entry "
+                          f"in its manifest); encode one with wm-train vae --encode")
     cfg.model.z_dim = int(info["z_dim"])
     set_action_space(cfg.model, lat)
     cfg.env = lat.manifest.get("env_id", cfg.env)
@@ -126,7 +140,8 @@ class LatentSequences:
         lens = np.array([len(e["frames"]) for e in eps])
         self.ep_start = np.r_[0, np.cumsum(lens)[:-1]]
         self.ep_len = lens
-        self.ep_end = torch.from_numpy(np.repeat(self.ep_start + lens, lens))  # (N,) one past the last row of each row's episode
+        # (N,) one past the last row of each row's episode
+        self.ep_end = torch.from_numpy(np.repeat(self.ep_start + lens, lens))
         self.path, self.action_space = ds.path, ds.action_space
 
     def __len__(self): return len(self.frames)
@@ -162,7 +177,8 @@ def normal_logpdf(x, mean, log_sigma):
     return -0.5 * ((x - mean) * torch.exp(-log_sigma)).pow(2) - log_sigma - 0.5 * LOG_2PI
 
 def mdn_split(y, z_dim: int, K: int, mixture: str = "per_dim", min_log_sigma: float = -7.0) -> dict:
-    "Head output (..., n) -> mixture parameters: per_dim logits/mean/log_sigma (..., Z, K); joint logits (..., K), mean/log_sigma (..., K, Z)."
+    ("Head output (..., n) -> mixture parameters: per_dim logits/mean/log_sigma "
+     "(..., Z, K); joint logits (..., K), mean/log_sigma (..., K, Z).")
     if mixture == "per_dim":
         logits, mean, log_sigma = y.unflatten(-1, (3, z_dim, K)).unbind(-3)
     elif mixture == "joint":
@@ -177,13 +193,15 @@ def mdn_out_size(z_dim: int, K: int, mixture: str = "per_dim") -> int:
     return 3 * z_dim * K if mixture == "per_dim" else K * (2 * z_dim + 1)
 
 def next_log_prob(p: dict, z):
-    "log p(z_{t+1}) for every transition of a window: the mixtures of steps 0..T-2 scored on the codes of steps 1..T-1 -> (B, T-1)."
+    ("log p(z_{t+1}) for every transition of a window: the mixtures of "
+     "steps 0..T-2 scored on the codes of steps 1..T-1 -> (B, T-1).")
     return mdn_log_prob({k: (v[:, :-1] if torch.is_tensor(v) else v) for k, v in p.items()}, z[:, 1:])
 
 def mdn_log_prob(p: dict, z):
     "log p(z) under mixture `p` for codes z (..., Z): the equation above, summed over the Z dimensions -> (...)."
     log_pi = F.log_softmax(p["logits"], -1)
-    if p["mixture"] == "per_dim": return torch.logsumexp(log_pi + normal_logpdf(z[..., None], p["mean"], p["log_sigma"]), -1).sum(-1)
+    if p["mixture"] == "per_dim":
+        return torch.logsumexp(log_pi + normal_logpdf(z[..., None], p["mean"], p["log_sigma"]), -1).sum(-1)
     return torch.logsumexp(log_pi + normal_logpdf(z[..., None, :], p["mean"], p["log_sigma"]).sum(-1), -1)
 
 # %% ../nbs/06_mdnrnn.ipynb #a6bfede1
@@ -192,7 +210,8 @@ def mdn_sample(p: dict, tau: float = 1.0, generator=None):
     if tau <= 0: return mdn_mode(p)
     logits, mean, ls = p["logits"] / tau, p["mean"], p["log_sigma"]
     probs = F.softmax(logits, -1)
-    k = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator).reshape(probs.shape[:-1])  # per_dim (..., Z); joint (...)
+    # per_dim (..., Z); joint (...)
+    k = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator).reshape(probs.shape[:-1])
     if p["mixture"] == "per_dim":
         m, s = mean.gather(-1, k[..., None])[..., 0], ls.gather(-1, k[..., None])[..., 0]  # (..., Z)
     else:
@@ -225,7 +244,8 @@ class MDNRNN(nn.Module):
     "LSTM over [z_t, a_t] -> mixture over z_{t+1}, reward r_t and done logit d_t."
     def __init__(self, cfg: MDNRNNModelConfig):
         super().__init__()
-        if cfg.num_actions <= 0 and cfg.action_dim <= 0: raise ConfigError("MDNRNN needs model.num_actions (discrete) or model.action_dim (continuous) > 0")
+        if cfg.num_actions <= 0 and cfg.action_dim <= 0:
+            raise ConfigError("MDNRNN needs model.num_actions (discrete) or model.action_dim (continuous) > 0")
         self.cfg = cfg
         self.act_in = cfg.num_actions if cfg.num_actions > 0 else cfg.action_dim
         self.lstm = nn.LSTM(cfg.z_dim + self.act_in, cfg.hidden, batch_first=True)
@@ -236,14 +256,17 @@ class MDNRNN(nn.Module):
         "Actions (B, T) int or (B, T, A) float -> (B, T, act_in) float."
         if self.cfg.num_actions > 0:
             if actions.dtype.is_floating_point or (actions.ndim == 3 and actions.shape[-1] != 1):
-                raise ValueError(f"expected discrete actions (B, T) of ints for {self.cfg.num_actions} actions, got {tuple(actions.shape)} {actions.dtype}")
+                raise ValueError(f"expected discrete actions (B, T) of ints for {self.cfg.num_actions} "
+                                 f"actions, got {tuple(actions.shape)} {actions.dtype}")
             a = actions.reshape(actions.shape[:2]).long()
             if a.numel() and (a.min() < 0 or a.max() >= self.cfg.num_actions):
-                raise ValueError(f"action ids must lie in [0, {self.cfg.num_actions}), got {int(a.min())}..{int(a.max())}")
+                raise ValueError(
+                    f"action ids must lie in [0, {self.cfg.num_actions}), got {int(a.min())}..{int(a.max())}")
             return F.one_hot(a, self.cfg.num_actions).float()
         a = actions.float()
         if a.ndim == 2: a = a[..., None]
-        if a.shape[-1] != self.cfg.action_dim: raise ValueError(f"expected continuous actions (B, T, {self.cfg.action_dim}), got {tuple(actions.shape)}")
+        if a.shape[-1] != self.cfg.action_dim:
+            raise ValueError(f"expected continuous actions (B, T, {self.cfg.action_dim}), got {tuple(actions.shape)}")
         return a
 
     def initial(self, B: int, device=None) -> tuple:
@@ -252,8 +275,10 @@ class MDNRNN(nn.Module):
         return tuple(torch.zeros(1, B, self.cfg.hidden, device=dev) for _ in range(2))
 
     def forward(self, z, actions, state=None):
-        "z (B, T, Z), actions (B, T[, A]) -> (mixture params, reward (B, T), done logit (B, T), LSTM output (B, T, H), state)."
-        if z.ndim != 3 or z.shape[-1] != self.cfg.z_dim: raise ValueError(f"expected codes (B, T, {self.cfg.z_dim}), got {tuple(z.shape)}")
+        ("z (B, T, Z), actions (B, T[, A]) -> (mixture params, reward "
+         "(B, T), done logit (B, T), LSTM output (B, T, H), state).")
+        if z.ndim != 3 or z.shape[-1] != self.cfg.z_dim:
+            raise ValueError(f"expected codes (B, T, {self.cfg.z_dim}), got {tuple(z.shape)}")
         out, state = self.lstm(torch.cat([z, self.action_features(actions)], -1), state)
         y = self.head(out)
         c = self.cfg
@@ -261,36 +286,46 @@ class MDNRNN(nn.Module):
         return p, y[..., self.n_mdn] * c.reward_scale, y[..., self.n_mdn + 1], out, state
 
     def step(self, z, a, state=None):
-        "One step: z (B, Z), a (B,) or (B, A) -> (params of z_{t+1} (B, ...), reward (B,), done logit (B,), h (B, H), state)."
+        ("One step: z (B, Z), a (B,) or (B, A) -> (params of z_{t+1} "
+         "(B, ...), reward (B,), done logit (B,), h (B, H), state).")
         p, r, d, out, state = self(z[:, None], a[:, None], state)
         return {k: (v[:, 0] if torch.is_tensor(v) else v) for k, v in p.items()}, r[:, 0], d[:, 0], out[:, 0], state
 
     def loss(self, batch: dict) -> dict:
         c, frames = self.cfg, batch["frames"].float()
         if frames.ndim != 3 or frames.shape[-1] != 2 * c.z_dim:
-            raise ValueError(f"expected latent rows (B, T, 2*{c.z_dim}) = [mu, logvar], got {tuple(frames.shape)}; is this a latent dataset?")
+            raise ValueError(f"expected latent rows (B, T, 2*{c.z_dim}) = [mu, logvar], "
+                             f"got {tuple(frames.shape)}; is this a latent dataset?")
         mask = batch.get("mask", torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device))
-        g = None if self.training else torch.Generator(frames.device).manual_seed(0)  # validation: the same noise every time
+        # validation: the same noise every time
+        g = None if self.training else torch.Generator(frames.device).manual_seed(0)
         z = sample_latents(frames, g) if c.sample_z else split_latents(frames)[0]
         p, r, d, _, _ = self(z, batch["actions"])
         nxt = (mask[:, 1:] & mask[:, :-1]).float()  # (B, T-1) transitions inside an episode
         nll = -next_log_prob(p, z)  # (B, T-1)
         m = mask.float()
         nll_dim = (nll * nxt).sum() / nxt.sum().clamp(min=1) / c.z_dim
-        r_mse = (((r - batch["rewards"].float()) / c.reward_scale).pow(2) * m).sum() / m.sum().clamp(min=1)  # on rewards / scale
+        # on rewards / scale
+        r_mse = (((r - batch["rewards"].float()) / c.reward_scale).pow(2) * m).sum() / m.sum().clamp(min=1)
         term = (batch["dones"] & ~batch["truncated"]).float()
         d_bce = (F.binary_cross_entropy_with_logits(d, term, reduction="none") * m).sum() / m.sum().clamp(min=1)
-        with torch.no_grad():  # how many components M really uses: entropy of pi in nats (0 = one component, log K = all equally)
+        # how many components M really uses: entropy of pi in nats (0 = one component, log K = all equally)
+        with torch.no_grad():
             lpi = F.log_softmax(p["logits"][:, :-1], -1)
             ent = -(lpi.exp() * lpi).sum(-1)
             ent = (ent.mean(-1) if p["mixture"] == "per_dim" else ent)
             ent = (ent * nxt).sum() / nxt.sum().clamp(min=1)
-        return {"loss": nll_dim + c.reward_weight * r_mse + c.done_weight * d_bce, "nll": nll_dim.detach(), "mix_entropy": ent,
-                "reward_mse": r_mse.detach() * c.reward_scale ** 2,  # logged in the reward's own units
-                "done_bce": d_bce.detach()}
+        return {
+            "loss": nll_dim + c.reward_weight * r_mse + c.done_weight * d_bce,
+            "nll": nll_dim.detach(),
+            "mix_entropy": ent,
+            "reward_mse": r_mse.detach() * c.reward_scale**2,  # logged in the reward's own units
+            "done_bce": d_bce.detach(),
+        }
 
 # %% ../nbs/06_mdnrnn.ipynb #adc78417
-def train_mdnrnn(cfg: MDNRNNConfig, train_ds, val_ds, out_dir="runs", run_dir=None, progress: bool = True, name: str | None = None):
+def train_mdnrnn(
+    cfg: MDNRNNConfig, train_ds, val_ds, out_dir="runs", run_dir=None, progress: bool = True, name: str | None = None):
     "Train an MDN-RNN on latent datasets (EpisodeDataset views) with `core.fit`; returns (model, FitResult)."
     seed_everything(cfg.train.seed)
     cfg = resolve_model_config(cfg, train_ds)
@@ -299,8 +334,8 @@ def train_mdnrnn(cfg: MDNRNNConfig, train_ds, val_ds, out_dir="runs", run_dir=No
     model = cfg.build_model()
     run_dir = Path(run_dir) if run_dir else make_run_dir(name or "mdnrnn", cfg.env, out_dir)
     val_batches = list(va.batches(cfg.seq_len, cfg.train.batch_size))[:cfg.train.val_batches]
-    res = fit(model, tr.sampler(cfg.train.batch_size, cfg.seq_len, seed=cfg.train.seed), cfg.train, run_dir, val_data=val_batches,
-              config=cfg, progress=progress)
+    res = fit(model, tr.sampler(cfg.train.batch_size, cfg.seq_len, seed=cfg.train.seed), cfg.train, run_dir,
+              val_data=val_batches, config=cfg, progress=progress)
     return model, res
 
 # %% ../nbs/06_mdnrnn.ipynb #552cfd06
@@ -336,7 +371,8 @@ class GaussianZ(nn.Module):
 def transition_log_prob(self: MDNRNN, z, actions): return next_log_prob(self(z, actions)[0], z)  # (B, T-1)
 
 def noise_floor(seqs: "LatentSequences") -> float:
-    "V's own noise: mean entropy of q(z|x) per dimension over the predicted rows, 0.5 * (log 2 pi e + log sigma^2); no M's NLL can go below it."
+    ("V's own noise: mean entropy of q(z|x) per dimension over the predicted "
+     "rows, 0.5 * (log 2 pi e + log sigma^2); no M's NLL can go below it.")
     lv = split_latents(seqs.frames)[1]
     has_next = torch.arange(len(seqs)) + 1 < seqs.ep_end  # rows t with a row t+1 in the same episode
     nxt = torch.roll(has_next, 1)
@@ -344,8 +380,10 @@ def noise_floor(seqs: "LatentSequences") -> float:
     return float((0.5 * (LOG_2PI + 1 + lv[nxt])).mean())
 
 @torch.no_grad()
-def evaluate_latents(model, seqs: "LatentSequences", T: int = 64, seed: int = 0, device="cpu", sample: bool = True) -> dict:
-    "Held-out NLL of z_{t+1} (nats/dim) over every transition once (codes sampled from q, or its means); MDN-RNN: also reward MSE, done AUC."
+def evaluate_latents(
+    model, seqs: "LatentSequences", T: int = 64, seed: int = 0, device="cpu", sample: bool = True) -> dict:
+    ("Held-out NLL of z_{t+1} (nats/dim) over every transition once (codes "
+     "sampled from q, or its means); MDN-RNN: also reward MSE, done AUC.")
     was = model.training if isinstance(model, nn.Module) else None
     model.to(device).eval()
     g = torch.Generator(device=device).manual_seed(seed)
@@ -367,17 +405,19 @@ def evaluate_latents(model, seqs: "LatentSequences", T: int = 64, seed: int = 0,
             dscore.append(torch.sigmoid(d)[m].cpu())
             dlab.append((b["dones"] & ~b["truncated"])[m].cpu())
     if was is not None: model.train(was)
-    out = dict(nll_per_dim=nll / max(n, 1) / (seqs.frames.shape[-1] // 2), transitions=n)  # rows are [mu, logvar]: Z = width / 2
+    # rows are [mu, logvar]: Z = width / 2
+    out = dict(nll_per_dim=nll / max(n, 1) / (seqs.frames.shape[-1] // 2), transitions=n)
     if dscore:
         ds, dl = torch.cat(dscore).numpy(), torch.cat(dlab).numpy()
-        out.update(reward_mse=r_se / max(nr, 1), reward_var=float(seqs.rewards.var()), done_auc=roc_auc(ds, dl), terminals=int(dl.sum()),
-                   done_scores=ds, done_labels=dl)
+        out.update(reward_mse=r_se / max(nr, 1), reward_var=float(seqs.rewards.var()), done_auc=roc_auc(ds, dl),
+                   terminals=int(dl.sum()), done_scores=ds, done_labels=dl)
     return out
 
 # %% ../nbs/06_mdnrnn.ipynb #7d0b6bca
 @torch.no_grad()
 def dream_codes(mdn: MDNRNN, z0, actions, tau: float = 1.0, generator=None, state=None, how: str = "sample"):
-    "Open-loop code rollout: from z0 (B, Z) through actions (B, H[, A]); how = sample (at tau) | mean | mode -> (B, H, Z)."
+    ("Open-loop code rollout: from z0 (B, Z) through actions (B, "
+     "H[, A]); how = sample (at tau) | mean | mode -> (B, H, Z).")
     z, out = z0, []
     for i in range(actions.shape[1]):
         p, _, _, _, state = mdn.step(z, actions[:, i], state)
@@ -387,10 +427,12 @@ def dream_codes(mdn: MDNRNN, z0, actions, tau: float = 1.0, generator=None, stat
 
 # %% ../nbs/06_mdnrnn.ipynb #76879a0e
 class VMWorldModel(nn.Module):
-    "V (a ConvVAE) + M (an MDN-RNN) as a `WorldModel`: observe encodes and filters, imagine predicts codes and decodes them."
+    ("V (a ConvVAE) + M (an MDN-RNN) as a `WorldModel`: observe "
+     "encodes and filters, imagine predicts codes and decodes them.")
     def __init__(self, vae, mdn: MDNRNN, how: str = "mean", tau: float = 1.0, seed: int = 0):
         super().__init__()
-        if vae.cfg.z_dim != mdn.cfg.z_dim: raise ConfigError(f"V has z_dim {vae.cfg.z_dim} but M was trained on {mdn.cfg.z_dim}-dim codes")
+        if vae.cfg.z_dim != mdn.cfg.z_dim:
+            raise ConfigError(f"V has z_dim {vae.cfg.z_dim} but M was trained on {mdn.cfg.z_dim}-dim codes")
         self.vae, self.mdn, self.how, self.tau, self.seed = vae, mdn, how, tau, seed
 
     def encode(self, frames):
@@ -430,6 +472,7 @@ class VOracle(nn.Module):
 @patch
 def as_world_model(self: MDNRNN, cfg: MDNRNNConfig, device="cpu", how: str = "mean", tau: float = 1.0) -> VMWorldModel:
     "V+M from an MDN-RNN and its config's `vae_checkpoint` (used by `wm-eval`)."
-    if not cfg.vae_checkpoint: raise ConfigError("this MDN-RNN's config has no vae_checkpoint; pass the V explicitly to VMWorldModel")
+    if not cfg.vae_checkpoint:
+        raise ConfigError("this MDN-RNN's config has no vae_checkpoint; pass the V explicitly to VMWorldModel")
     vae = load_model(cfg.vae_checkpoint, device)[0]
     return VMWorldModel(vae, self.to(device).eval(), how, tau).to(device)

@@ -26,8 +26,10 @@ from .core import atomic_path, atomic_write_text, slug
 # %% ../nbs/03_metrics.ipynb #901c103a
 def _check_pair(pred: Tensor, target: Tensor, ndim: int = 3):
     "Raise a one-line error unless `pred` and `target` have the same shape with at least `ndim` dims."
-    if pred.shape != target.shape: raise ValueError(f"prediction and target shapes differ: got {tuple(pred.shape)} vs {tuple(target.shape)}")
-    if pred.dim() < ndim: raise ValueError(f"expected frames (..., C, H, W) with {ndim} trailing dims, got shape {tuple(pred.shape)}")
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction and target shapes differ: got {tuple(pred.shape)} vs {tuple(target.shape)}")
+    if pred.dim() < ndim:
+        raise ValueError(f"expected frames (..., C, H, W) with {ndim} trailing dims, got shape {tuple(pred.shape)}")
 
 def mse(pred: Tensor, target: Tensor, ndim: int = 3) -> Tensor:
     "Mean squared error per frame, reduced over the last `ndim` dims (3 for (C, H, W), 1 for states (D,))."
@@ -92,7 +94,8 @@ class CopyLastFrame(nn.Module):
         x = to_unit(batch["frames"])  # (B, T, C, H, W)
         return {"loss": mse(x[:, 1:], x[:, :-1], _fdims(x)).mean()}
     def observe(self, frames, actions): return frames[:, -1]  # (B, C, H, W)
-    def imagine(self, state, actions): return state[:, None].expand(-1, actions.shape[1], *state.shape[1:])  # (B, H, C, H, W)
+    # (B, H, C, H, W)
+    def imagine(self, state, actions): return state[:, None].expand(-1, actions.shape[1], *state.shape[1:])
 
 # %% ../nbs/03_metrics.ipynb #c1da69cc
 class MeanFrame(nn.Module):
@@ -103,7 +106,8 @@ class MeanFrame(nn.Module):
         self.register_buffer("mean", torch.zeros(0))
     @torch.no_grad()
     def fit(self, data):
-        "Set the mean frame from a tensor of frames (N[, T], C, H, W) / states (N[, T], D), or an iterable of clip batches."
+        ("Set the mean frame from a tensor of frames (N[, T], C, H, "
+         "W) / states (N[, T], D), or an iterable of clip batches.")
         batches = [data] if torch.is_tensor(data) else (b["frames"] if isinstance(b, dict) else b for b in data)
         total, n = 0.0, 0
         for x in batches:
@@ -114,7 +118,8 @@ class MeanFrame(nn.Module):
         self.mean = (total / n).float().to(self.mean.device)
         return self
     def _check(self):
-        if self.mean.numel() == 0: raise RuntimeError("MeanFrame is not fitted; call MeanFrame().fit(training_frames) first")
+        if self.mean.numel() == 0:
+            raise RuntimeError("MeanFrame is not fitted; call MeanFrame().fit(training_frames) first")
     def loss(self, batch):
         self._check()
         x = to_unit(batch["frames"])
@@ -122,7 +127,8 @@ class MeanFrame(nn.Module):
     def observe(self, frames, actions):
         self._check()
         return frames[:, -1]
-    def imagine(self, state, actions): return self.mean.expand(len(state), actions.shape[1], *self.mean.shape)  # (B, H, C, H, W)
+    # (B, H, C, H, W)
+    def imagine(self, state, actions): return self.mean.expand(len(state), actions.shape[1], *self.mean.shape)
 
 # %% ../nbs/03_metrics.ipynb #1d10dc0a
 def _clip_parts(batch: dict, k: int, H: int, device):
@@ -131,8 +137,11 @@ def _clip_parts(batch: dict, k: int, H: int, device):
         if key not in batch: raise KeyError(f"clip batch has no {key!r}; expected keys frames, actions, rewards, dones")
     frames, actions = batch["frames"].to(device), batch["actions"].to(device)
     T = frames.shape[1]
-    if T < k + H: raise ValueError(f"clips have T={T} steps but context={k} + horizon={H} needs at least {k + H}; cut longer clips or lower the horizon")
-    if actions.shape[:2] != frames.shape[:2]: raise ValueError(f"actions {tuple(actions.shape)} do not match frames {tuple(frames.shape)} in (B, T)")
+    if T < k + H:
+        raise ValueError(f"clips have T={T} steps but context={k} + horizon={H} needs "
+                         f"at least {k + H}; cut longer clips or lower the horizon")
+    if actions.shape[:2] != frames.shape[:2]:
+        raise ValueError(f"actions {tuple(actions.shape)} do not match frames {tuple(frames.shape)} in (B, T)")
     x = to_unit(frames[:, :k + H])  # (B, k+H, C, H, W)
     return x[:, :k], actions[:, :k - 1], actions[:, k - 1:k - 1 + H], x[:, k:]
 
@@ -141,7 +150,9 @@ def _imagine(model, state, actions: Tensor, target: Tensor) -> Tensor:
     pred = model.imagine(state, actions)
     if not torch.is_tensor(pred) or pred.shape != target.shape:
         got = tuple(pred.shape) if torch.is_tensor(pred) else type(pred).__name__
-        raise ValueError(f"model.imagine returned {got}; expected (B, H, ...) = {tuple(target.shape)} for {actions.shape[1]} actions")
+        raise ValueError(
+            f"model.imagine returned {got}; expected (B, H, ...) = {tuple(target.shape)} for {actions.shape[1]} actions"
+        )
     return pred.float()
 
 # %% ../nbs/03_metrics.ipynb #495be6cb
@@ -169,10 +180,13 @@ def _psnr_of(m) -> np.ndarray:
 def _state_std(std, target: Tensor) -> Tensor | None:
     "`std` as a (D,) tensor for state targets (B, H, D); None stays None; pixels must not get one."
     if std is None: return None
-    if _fdims(target) == 3: raise ValueError("std is only for low-dim states (B, T, D); pixel frames are scored in [0, 1]: pass std=None")
+    if _fdims(target) == 3:
+        raise ValueError("std is only for low-dim states (B, T, D); pixel frames are scored in [0, 1]: pass std=None")
     s = torch.as_tensor(std, dtype=torch.float32, device=target.device).reshape(-1)  # (D,)
-    if len(s) != target.shape[-1]: raise ValueError(f"std has {len(s)} values but the states have D={target.shape[-1]} dimensions")
-    if not bool((s > 0).all()): raise ValueError("std must be positive in every dimension; replace zeros (constant dimensions) by 1")
+    if len(s) != target.shape[-1]:
+        raise ValueError(f"std has {len(s)} values but the states have D={target.shape[-1]} dimensions")
+    if not bool((s > 0).all()):
+        raise ValueError("std must be positive in every dimension; replace zeros (constant dimensions) by 1")
     return s
 
 def _sq_err(pred: Tensor, target: Tensor, std=None) -> Tensor:
@@ -192,7 +206,8 @@ def _eval_mode(model):
 @torch.no_grad()
 def evaluate_rollouts(model, clips: Iterable[dict], context: int = 4, horizon: int = 32, device="cpu",
                       max_clips: int | None = None, std=None, per_dim: bool = False) -> dict:
-    "Open-loop rollouts with the recorded actions: per-step MSE (states: in units of `std`), PSNR, SSIM; mean and 95% CI over clips."
+    ("Open-loop rollouts with the recorded actions: per-step MSE (states: "
+     "in units of `std`), PSNR, SSIM; mean and 95% CI over clips.")
     if context < 1 or horizon < 1: raise ValueError(f"context and horizon must be >= 1, got {context} and {horizon}")
     if isinstance(model, nn.Module): model.to(device)
     flag, per = _eval_mode(model), {"mse": [], "ssim": [], "exact": [], "dim": []}
@@ -200,7 +215,9 @@ def evaluate_rollouts(model, clips: Iterable[dict], context: int = 4, horizon: i
         for batch in _batches(clips, max_clips):
             ctx, ctx_a, fut_a, target = _clip_parts(batch, context, horizon, device)
             pred, nd = _imagine(model, model.observe(ctx, ctx_a), fut_a, target), _fdims(target)
-            if per_dim and nd == 3: raise ValueError("per_dim is only for low-dim states (B, T, D); pixel frames have no per-dimension errors")
+            if per_dim and nd == 3:
+                raise ValueError(
+                    "per_dim is only for low-dim states (B, T, D); pixel frames have no per-dimension errors")
             err = _sq_err(pred, target, std)  # (B, H, C, H, W) | (B, H, D)
             per["mse"].append(err.mean(tuple(range(-nd, 0))).double().cpu())  # (B, H)
             per["exact"].append((per["mse"][-1] == 0).double())
@@ -239,15 +256,21 @@ def plot_metric_vs_horizon(results: dict, metric: str = "psnr", path=None, basel
     "One line per model (`results`: name → `evaluate_rollouts` dict) of `metric` against h; baselines dashed."
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
     for name, r in results.items():
-        if metric not in r: raise KeyError(f"{name!r} has no {metric!r}; available: {', '.join(k for k in ('mse', 'psnr', 'ssim') if k in r)}")
+        if metric not in r:
+            raise KeyError(
+                f"{name!r} has no {metric!r}; available: {', '.join(k for k in ('mse', 'psnr', 'ssim') if k in r)}")
         y, h = np.asarray(r[metric], float), np.asarray(r["h"])
-        lo, hi = (r[f"{metric}_lo"], r[f"{metric}_hi"]) if f"{metric}_lo" in r else (y - np.nan_to_num(r[f"{metric}_ci"]), y + np.nan_to_num(r[f"{metric}_ci"]))
+        lo, hi = ((r[f"{metric}_lo"], r[f"{metric}_hi"]) if f"{metric}_lo" in r
+                  else (y - np.nan_to_num(r[f"{metric}_ci"]), y + np.nan_to_num(r[f"{metric}_ci"])))
         label = name + (" (∞ at every h)" if np.isinf(y).all() else "")
         line, = ax.plot(h, np.where(np.isfinite(y), y, np.nan), ls="--" if name in baselines else "-", label=label)
-        ax.fill_between(h, np.where(np.isfinite(lo), lo, np.nan), np.where(np.isfinite(hi), hi, np.nan), color=line.get_color(), alpha=0.2)
+        ax.fill_between(h, np.where(np.isfinite(lo), lo, np.nan), np.where(np.isfinite(hi), hi, np.nan),
+                        color=line.get_color(), alpha=0.2)
     units = " (std units)" if metric == "mse" and any(r.get("units") == "std" for r in results.values()) else ""
-    ax.set(xlabel="steps imagined h", ylabel={"psnr": "PSNR (dB)", "ssim": "SSIM", "mse": "MSE"}.get(metric, metric) + units,
-           title=f"open-loop {metric.upper()} vs horizon"); ax.legend(fontsize=8)
+    ax.set(xlabel="steps imagined h",
+           ylabel={"psnr": "PSNR (dB)", "ssim": "SSIM", "mse": "MSE"}.get(metric, metric) + units,
+           title=f"open-loop {metric.upper()} vs horizon")
+    ax.legend(fontsize=8)
     if path is not None: save_figure(fig, path)
     return fig
 
@@ -262,26 +285,32 @@ def derangement(n: int, seed: int = 0) -> Tensor:
 @torch.no_grad()
 def controllability(model, clips: Iterable[dict], context: int = 4, horizon: int = 32, device="cpu",
                     max_clips: int | None = None, seed: int = 0, std=None) -> dict:
-    "What shuffling the future actions across the batch costs, per h: PSNR drop (pixels) or MSE rise in units of `std` (states)."
+    ("What shuffling the future actions across the batch costs, per "
+     "h: PSNR drop (pixels) or MSE rise in units of `std` (states).")
     if isinstance(model, nn.Module): model.to(device)
     flag, err, err_shuf = _eval_mode(model), [], []
     try:
         for i, batch in enumerate(_batches(clips, max_clips)):
             ctx, ctx_a, fut_a, target = _clip_parts(batch, context, horizon, device)
-            if len(ctx) < 2: raise ValueError("controllability needs clip batches of at least 2 clips to shuffle actions between them")
+            if len(ctx) < 2:
+                raise ValueError(
+                    "controllability needs clip batches of at least 2 clips to shuffle actions between them")
             dims = tuple(range(-_fdims(target), 0))
             state, shuf = model.observe(ctx, ctx_a), fut_a[derangement(len(fut_a), seed + i).to(fut_a.device)]
             err.append(_sq_err(_imagine(model, state, fut_a, target), target, std).mean(dims).double().cpu())  # (B, H)
-            err_shuf.append(_sq_err(_imagine(model, state, shuf, target), target, std).mean(dims).double().cpu())  # (B, H)
+            # (B, H)
+            err_shuf.append(_sq_err(_imagine(model, state, shuf, target), target, std).mean(dims).double().cpu())
     finally:
         if flag is not None: model.train(flag)
     if not err: raise ValueError("no clips to evaluate: the clip iterable was empty")
     m, m_shuf = torch.cat(err).mean(0).numpy(), torch.cat(err_shuf).mean(0).numpy()
     res = dict(context=context, horizon=horizon, num_clips=len(torch.cat(err)), h=list(range(1, horizon + 1)))
     if len(dims) == 1:
-        return res | dict(mse_true=m.tolist(), mse_shuffled=m_shuf.tolist(), mse_rise=(m_shuf - m).tolist(), units="std" if std is not None else "raw")
+        return res | dict(mse_true=m.tolist(), mse_shuffled=m_shuf.tolist(), mse_rise=(m_shuf - m).tolist(),
+                          units="std" if std is not None else "raw")
     with np.errstate(invalid="ignore"): delta = np.where(m == m_shuf, 0.0, _psnr_of(m) - _psnr_of(m_shuf))
-    return res | dict(psnr_true=_psnr_of(m).tolist(), psnr_shuffled=_psnr_of(m_shuf).tolist(), delta_psnr=delta.tolist())
+    return res | dict(
+        psnr_true=_psnr_of(m).tolist(), psnr_shuffled=_psnr_of(m_shuf).tolist(), delta_psnr=delta.tolist())
 
 # %% ../nbs/03_metrics.ipynb #59444ac6
 def to_hwc_uint8(x) -> np.ndarray:
@@ -339,7 +368,8 @@ def image_strip(context, pred, target, path=None, steps: int = 8):
 # %% ../nbs/03_metrics.ipynb #58c6e5c1
 def evaluate_with_baselines(model, held_ds, train_ds=None, context: int = 4, horizon: int = 32, max_clips: int = 256,
                             device="cpu", std=None) -> dict:
-    "eval dicts of `model`, CopyLastFrame and MeanFrame (fitted on `train_ds`, else `held_ds`), plus the model's controllability."
+    ("eval dicts of `model`, CopyLastFrame and MeanFrame (fitted on "
+     "`train_ds`, else `held_ds`), plus the model's controllability.")
     clips = lambda: held_ds.clips(context + horizon, max_clips=max_clips, batch_size=64)
     mean = MeanFrame().fit((train_ds or held_ds).clips(context + horizon, max_clips=512, batch_size=128))
     res = {name: evaluate_rollouts(m, clips(), context, horizon, device=device, std=std)
@@ -358,14 +388,18 @@ def roc_auc(scores, labels) -> float:
 
 # %% ../nbs/03_metrics.ipynb #44ca61d5
 def find_eval(stage: str, env: str, roots, context: int, horizon: int, num_clips: int, data=None):
-    "Newest eval.json of run folders `*_{stage}_{slug(env)}` under `roots` (or one level down) with the same protocol (and data, if recorded)."
+    ("Newest eval.json of run folders `*_{stage}_{slug(env)}` under `roots` "
+     "(or one level down) with the same protocol (and data, if recorded).")
     cands = []
     for r in roots:
-        for pat in (f"*_{stage}_{slug(env)}/eval.json", f"*/*_{stage}_{slug(env)}/eval.json"): cands += glob.glob(str(Path(r)/pat))
+        for pat in (f"*_{stage}_{slug(env)}/eval.json", f"*/*_{stage}_{slug(env)}/eval.json"):
+            cands += glob.glob(str(Path(r) / pat))
     for p in sorted(set(cands), key=lambda p: Path(p).stat().st_mtime, reverse=True):
         try: e = json.loads(Path(p).read_text())
         except (OSError, ValueError): continue
         m = e.get("model", {})
         same_data = data is None or (e.get("meta") or {}).get("data", str(data)) == str(data)
-        if m.get("context") == context and m.get("horizon", 0) >= horizon and m.get("num_clips") == num_clips and same_data: return Path(p), e
+        if (m.get("context") == context and m.get("horizon", 0) >= horizon and m.get("num_clips") == num_clips
+            and same_data):
+            return Path(p), e
     return None

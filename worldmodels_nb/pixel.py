@@ -228,7 +228,8 @@ def dream_step(self: PixelWorldModel, state: dict, actions, tau: float = 1.0, ge
     "(next state, reward 0, p_done 0): one predicted frame for actions (B,) or (B, A); deterministic, `tau` is unused."
     a = torch.as_tensor(actions)[:, None].to(state["actions"].dtype)  # (B, 1[, A])
     nxt = self.imagine(state, a)  # (B, 1, C, H, W)
-    state = {"frames": torch.cat([state["frames"], nxt], 1)[:, 1:], "actions": torch.cat([state["actions"], a], 1)[:, 1:]}
+    state = {"frames": torch.cat([state["frames"], nxt], 1)[:, 1:],
+             "actions": torch.cat([state["actions"], a], 1)[:, 1:]}
     zero = nxt.new_zeros(len(nxt))
     return state, zero, zero
 
@@ -236,7 +237,8 @@ def dream_step(self: PixelWorldModel, state: dict, actions, tau: float = 1.0, ge
 def dream_observe(self: PixelWorldModel, state: dict, actions, frames) -> dict:
     "The context window shifted by one real frame (B, C, H, W) in [0, 1] and the action that led to it."
     a = torch.as_tensor(actions)[:, None].to(state["actions"].dtype)  # (B, 1[, A])
-    return {"frames": torch.cat([state["frames"], frames[:, None].to(state["frames"].dtype)], 1)[:, 1:], "actions": torch.cat([state["actions"], a], 1)[:, 1:]}
+    return {"frames": torch.cat([state["frames"], frames[:, None].to(state["frames"].dtype)], 1)[:, 1:],
+            "actions": torch.cat([state["actions"], a], 1)[:, 1:]}
 
 @patch
 def dream_features(self: PixelWorldModel, state: dict): return state["frames"][:, -1].flatten(1)  # (B, C*H*W)

@@ -32,10 +32,12 @@ from .vae import kl_diag_gaussian, reparameterize
 @dataclass
 class RSSMModelConfig:
     "Sizes and loss weights of `RSSMWorldModel`."
-    obs_shape: list = field(default_factory=lambda: [17])  # [D] for states, [C, 64, 64] for frames (conv encoder/decoder); set from the dataset
+    # [D] for states, [C, 64, 64] for frames (conv encoder/decoder); set from the dataset
+    obs_shape: list = field(default_factory=lambda: [17])
     num_actions: int = 0  # discrete actions (one-hot); 0 for continuous
     action_dim: int = 6  # continuous action size A; 0 for discrete
-    action_low: list = field(default_factory=list)  # continuous action bounds (the dream's action space); default [-1, 1]
+    # continuous action bounds (the dream's action space); default [-1, 1]
+    action_low: list = field(default_factory=list)
     action_high: list = field(default_factory=list)
     depth: int = 16  # conv width (pixels)
     latent: str = "gaussian"  # gaussian | categorical
@@ -55,42 +57,56 @@ class RSSMModelConfig:
     reward_head: bool = False  # also predict rewards
     cont_head: bool = False  # also predict episode continuation
     term_weight: float = 1.0  # weight of terminal steps in the continue loss (they are rare: one per episode)
-    vae_latent: int = 0  # >0: the RSSM works on the mean latent of a jointly trained MLP VAE of this size (the FACTR RSSM's option)
+    # >0: the RSSM works on the mean latent of a jointly trained MLP VAE of this size (the FACTR RSSM's option)
+    vae_latent: int = 0
     vae_beta: float = 1.0  # weight of the VAE's KL to N(0, I)
     @classmethod
-    def factr(cls): return cls(stoch=64, deter=128, hidden=128, embed=128, free_nats=1.0, kl_balance=0.8, kl_warmup=2000)
+    def factr(cls):
+        return cls(stoch=64, deter=128, hidden=128, embed=128, free_nats=1.0, kl_balance=0.8, kl_warmup=2000)
     @property
     def pixels(self) -> bool: return len(self.obs_shape) == 3  # frames (C, H, W) rather than states (D,)
     @property
-    def act_size(self) -> int: return self.num_actions or self.action_dim  # width of the action input (one-hot or continuous)
+    # width of the action input (one-hot or continuous)
+    def act_size(self) -> int: return self.num_actions or self.action_dim
 
 # %% ../nbs/08_rssm.ipynb #1c623a9c
 @dataclass
 class RSSMConfig:
     "The RSSM stage: data, clip lengths, model and training."
-    data: DataConfig = field(default_factory=lambda: DataConfig(100_000, 10_000, policy="random"))  # held out: another seed
+    # held out: another seed
+    data: DataConfig = field(default_factory=lambda: DataConfig(100_000, 10_000, policy="random"))
     seq_len: int = 50  # training clip length T
     context: int = 10  # observed frames before open-loop imagination
     horizon: int = 50  # open-loop steps evaluated
     model: RSSMModelConfig = field(default_factory=RSSMModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     env: str = "HalfCheetah-v5"
-    def build_model(self): return RSSMWorldModel(self.model)  # normalisation stats come back with the checkpoint's buffers
+    # normalisation stats come back with the checkpoint's buffers
+    def build_model(self): return RSSMWorldModel(self.model)
     @classmethod
-    def smoke(cls): return cls(DataConfig(4000, 2000, policy="random"), 16, 4, 8, RSSMModelConfig(stoch=8, deter=32, hidden=32, embed=32, groups=4, classes=4, kl_warmup=10),
-                               TrainConfig(max_steps=20, batch_size=8, lr=1e-3, log_every=5, val_every=10, val_batches=2, ckpt_every=10, monitor="val_open_loop_mse"))
+    def smoke(cls):
+        return cls(
+            DataConfig(4000, 2000, policy="random"), 16, 4, 8,
+            RSSMModelConfig(stoch=8, deter=32, hidden=32, embed=32, groups=4, classes=4, kl_warmup=10),
+            TrainConfig(max_steps=20, batch_size=8, lr=1e-3, log_every=5, val_every=10, val_batches=2, ckpt_every=10,
+                        monitor="val_open_loop_mse"))
     @classmethod
-    def quick(cls): return cls(DataConfig(300_000, 30_000, policy="random"), 50, 10, 50, RSSMModelConfig(stoch=32, deter=128, hidden=128, embed=128, kl_warmup=500),
-                               TrainConfig(max_steps=4000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500, val_batches=4, ckpt_every=500,
-                                           monitor="val_open_loop_mse"))
+    def quick(cls):
+        return cls(DataConfig(300_000, 30_000, policy="random"), 50, 10, 50,
+                   RSSMModelConfig(stoch=32, deter=128, hidden=128, embed=128, kl_warmup=500),
+                   TrainConfig(max_steps=4000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
+                               val_batches=4, ckpt_every=500, monitor="val_open_loop_mse"))
     @classmethod
-    def full(cls): return cls(DataConfig(1_000_000, 50_000, policy="random"), 45, 10, 50, RSSMModelConfig.factr(),
-                              TrainConfig(max_steps=100_000, batch_size=128, lr=3e-4, log_every=100, val_every=2000, val_batches=16, ckpt_every=2000,
-                                          monitor="val_open_loop_mse"))
+    def full(cls):
+        return cls(
+            DataConfig(1_000_000, 50_000, policy="random"), 45, 10, 50, RSSMModelConfig.factr(),
+            TrainConfig(max_steps=100_000, batch_size=128, lr=3e-4, log_every=100, val_every=2000, val_batches=16,
+                        ckpt_every=2000, monitor="val_open_loop_mse"))
 
 # %% ../nbs/08_rssm.ipynb #74a3c5fb
 def resolve_model_config(c: RSSMModelConfig, ds) -> RSSMModelConfig:
-    "Fill observation shape and action space in from a dataset: [D] states or [C, H, W] frames, discrete or continuous actions."
+    ("Fill observation shape and action space in from a dataset: [D] "
+     "states or [C, H, W] frames, discrete or continuous actions.")
     c.obs_shape = ds.model_obs_shape
     return set_action_space(c, ds)
 
@@ -109,7 +125,8 @@ def sample_latent(st: dict, sample: bool = True, generator=None):
     "A latent z (..., S) or (..., G*K): a sample, or the mode; categorical ones carry straight-through gradients."
     if "mu" in st: return reparameterize(st["mu"], 2 * st["std"].log(), generator) if sample else st["mu"]
     probs = st["probs"]
-    idx = torch.multinomial(probs.flatten(0, -2), 1, generator=generator).view(probs.shape[:-1]) if sample else probs.argmax(-1)
+    idx = (torch.multinomial(probs.flatten(0, -2), 1, generator=generator).view(probs.shape[:-1]) if sample
+           else probs.argmax(-1))
     onehot = F.one_hot(idx, probs.shape[-1]).to(probs)  # (..., G, K)
     return (onehot + probs - probs.detach()).flatten(-2)  # (..., G*K)
 
@@ -131,7 +148,9 @@ def kl_loss(q: dict, p: dict, alpha: float = 0.8, free_nats: float = 1.0):
 def mlp(i: int, o: int, hidden: int, layers: int = 2) -> nn.Sequential:
     "`layers` Linear-LayerNorm-SiLU blocks, then a linear output."
     mods, d = [], i
-    for _ in range(layers): mods += [nn.Linear(d, hidden), nn.LayerNorm(hidden), nn.SiLU()]; d = hidden
+    for _ in range(layers):
+        mods += [nn.Linear(d, hidden), nn.LayerNorm(hidden), nn.SiLU()]
+        d = hidden
     return nn.Sequential(*mods, nn.Linear(d, o))
 
 def stack_states(states: list[dict]) -> dict:
@@ -143,7 +162,8 @@ class RSSM(nn.Module):
     "h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}]); prior p(z_t | h_t); posterior q(z_t | h_t, e_t)."
     def __init__(self, c: RSSMModelConfig, embed: int):
         super().__init__()
-        if c.latent not in ("gaussian", "categorical"): raise ConfigError(f"unknown model.latent {c.latent!r}; choose gaussian or categorical")
+        if c.latent not in ("gaussian", "categorical"):
+            raise ConfigError(f"unknown model.latent {c.latent!r}; choose gaussian or categorical")
         self.c, self.cat = c, c.latent == "categorical"
         self.z_dim = c.groups * c.classes if self.cat else c.stoch
         out = self.z_dim if self.cat else 2 * c.stoch
@@ -178,20 +198,25 @@ class RSSM(nn.Module):
         posts, priors = [], []
         for t in range(embeds.shape[1]):
             state, prior = self.obs_step(state, prev_actions[:, t], embeds[:, t], sample)
-            posts.append(state); priors.append(prior)
+            posts.append(state)
+            priors.append(prior)
         return stack_states(posts), stack_states(priors)
 
     def imagine(self, state: dict, actions, sample: bool = True) -> dict:
         "Prior states (B, H, ...) reached from `state` by actions (B, H, A)."
         states = []
-        for t in range(actions.shape[1]): state = self.img_step(state, actions[:, t], sample); states.append(state)
+        for t in range(actions.shape[1]):
+            state = self.img_step(state, actions[:, t], sample)
+            states.append(state)
         return stack_states(states)
 
 # %% ../nbs/08_rssm.ipynb #439ce536
 def conv_encoder(C: int, d: int) -> nn.Sequential:
     "(N, C, 64, 64) -> (N, 8d*4*4)."
     layers, i = [], C
-    for o in (d, 2 * d, 4 * d, 8 * d): layers += [nn.Conv2d(i, o, 4, 2, 1), nn.SiLU()]; i = o
+    for o in (d, 2 * d, 4 * d, 8 * d):
+        layers += [nn.Conv2d(i, o, 4, 2, 1), nn.SiLU()]
+        i = o
     return nn.Sequential(*layers, nn.Flatten())
 
 def conv_decoder(i: int, C: int, d: int) -> nn.Sequential:
@@ -209,7 +234,9 @@ def windows(x, w: int):
 # %% ../nbs/08_rssm.ipynb #5fafdc69
 class MLPVAE(nn.Module):
     "An MLP VAE of low-dim observations: x (..., D) -> (mu, logvar) (..., Z) -> x."
-    def __init__(self, D: int, Z: int, hidden: int): super().__init__(); self.enc, self.dec = mlp(D, 2 * Z, hidden), mlp(Z, D, hidden)
+    def __init__(self, D: int, Z: int, hidden: int):
+        super().__init__()
+        self.enc, self.dec = mlp(D, 2 * Z, hidden), mlp(Z, D, hidden)
     def mean(self, x): return self.enc(x).chunk(2, -1)[0]
     def loss(self, x) -> tuple:
         "(reconstruction, KL to N(0, I)), summed over dims, batch means."
@@ -222,11 +249,15 @@ class RSSMWorldModel(nn.Module):
     "Encoder + RSSM + decoder (+ reward / continue heads): `loss` for `fit`, `observe` / `imagine` for evaluation."
     def __init__(self, c: RSSMModelConfig, norm_stats: dict | None = None):
         super().__init__()
-        if c.pixels and c.obs_window != 1: raise ConfigError("model.obs_window > 1 is supported for low-dim states only; set model.obs_window=1 for pixels")
-        if c.pixels and c.vae_latent: raise ConfigError("model.vae_latent is for low-dim states only; set model.vae_latent=0 for pixels")
+        if c.pixels and c.obs_window != 1:
+            raise ConfigError(
+                "model.obs_window > 1 is supported for low-dim states only; set model.obs_window=1 for pixels")
+        if c.pixels and c.vae_latent:
+            raise ConfigError("model.vae_latent is for low-dim states only; set model.vae_latent=0 for pixels")
         self.c = c
         self.vae = MLPVAE(c.obs_shape[0], c.vae_latent, c.hidden) if c.vae_latent else None
-        Do, E = c.vae_latent or c.obs_shape[0], 8 * c.depth * 16 if c.pixels else c.embed  # what the RSSM encodes / decodes
+        # what the RSSM encodes / decodes
+        Do, E = c.vae_latent or c.obs_shape[0], 8 * c.depth * 16 if c.pixels else c.embed
         self.encoder = conv_encoder(c.obs_shape[0], c.depth) if c.pixels else mlp(c.obs_window * Do, c.embed, c.hidden)
         self.rssm = RSSM(c, E)
         Fd = c.deter + self.rssm.z_dim
@@ -237,7 +268,8 @@ class RSSMWorldModel(nn.Module):
         for name, key, n in (("obs", "obs", 0 if c.pixels else c.obs_shape[0]), ("act", "action", c.act_size)):
             s = ns.get(key, {})
             self.register_buffer(f"{name}_mean", torch.tensor(s.get("mean", [0.0] * n), dtype=torch.float32))
-            self.register_buffer(f"{name}_std", torch.tensor(s.get("std", [1.0] * n), dtype=torch.float32).clamp_min(1e-6))
+            self.register_buffer(
+                f"{name}_std", torch.tensor(s.get("std", [1.0] * n), dtype=torch.float32).clamp_min(1e-6))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # training loss calls (KL warm-up)
 
     def norm_obs(self, frames):
@@ -299,19 +331,23 @@ class RSSMWorldModel(nn.Module):
             total = total + out["vae_recon"] + self.c.vae_beta * out["vae_kl"]
         feat = torch.cat([post["h"], post["z"]], -1)[:, 1:]  # (B, T-1, F): states after actions 0..T-2
         if self.reward is not None:
-            out["reward"] = ((self.reward(feat).squeeze(-1) - batch["rewards"][:, :-1].float()) ** 2).mean(); total = total + out["reward"]
-        if self.cont is not None:  # from the prior after each action, as the dream predicts it: an episode's last step has no next frame
+            out["reward"] = ((self.reward(feat).squeeze(-1) - batch["rewards"][:, :-1].float()) ** 2).mean()
+            total = total + out["reward"]
+        # from the prior after each action, as the dream predicts it: an episode's last step has no next frame
+        if self.cont is not None:
             pf = self.cont_features(post, prior, batch["actions"])  # (B, T, F): after actions 0..T-1
             term = batch["dones"] & ~batch.get("truncated", torch.zeros_like(batch["dones"]))  # (B, T)
             w = 1 + (self.c.term_weight - 1) * term.float()  # (B, T)
-            out["cont"] = F.binary_cross_entropy_with_logits(self.cont(pf).squeeze(-1), (~term).float(), weight=w); total = total + out["cont"]
+            out["cont"] = F.binary_cross_entropy_with_logits(self.cont(pf).squeeze(-1), (~term).float(), weight=w)
+            total = total + out["cont"]
         out["loss"] = total
         return out
 
     def observe(self, frames, actions) -> dict:
         "Posterior state (mode) after k context frames (B, k, ...) and the k-1 actions between them."
         if frames.shape[1] < 1 or actions.shape[1] != frames.shape[1] - 1:
-            raise ValueError(f"observe needs k >= 1 frames and the k-1 actions between them; got {frames.shape[1]} frames and {actions.shape[1]} actions")
+            raise ValueError(f"observe needs k >= 1 frames and the k-1 actions between them; "
+                             f"got {frames.shape[1]} frames and {actions.shape[1]} actions")
         pad = actions[:, :1] if actions.shape[1] else actions.new_zeros((actions.shape[0], 1) + actions.shape[2:])
         _, post, _ = self.filter(frames, torch.cat([actions, pad], 1), sample=False)  # the padded last action is unused
         return {k: v[:, -1] for k, v in post.items()}
@@ -334,14 +370,17 @@ class RSSMWorldModel(nn.Module):
 # %% ../nbs/08_rssm.ipynb #f63028d2
 @patch
 def cont_features(self: RSSMWorldModel, post: dict, prior: dict, actions, sample: bool = True):
-    "The prior states (B, T, F) after actions 0..T-1 of a clip (B, T[, A]): what the continue head reads, as in the dream."
-    nxt = self.rssm.img_step({k: post[k][:, -1] for k in ("h", "z")}, self.prep_actions(actions[:, -1]), sample)  # after the last action
+    ("The prior states (B, T, F) after actions 0..T-1 of a clip "
+     "(B, T[, A]): what the continue head reads, as in the dream.")
+    # after the last action
+    nxt = self.rssm.img_step({k: post[k][:, -1] for k in ("h", "z")}, self.prep_actions(actions[:, -1]), sample)
     return torch.cat([torch.cat([prior[k][:, 1:], nxt[k][:, None]], 1) for k in ("h", "z")], -1)
 
 @patch
 @torch.no_grad()
 def p_done(self: RSSMWorldModel, frames, actions):
-    "Probability (B, T) that the episode ends after each action of a real clip, from the continue head on the prior (the mode)."
+    ("Probability (B, T) that the episode ends after each action of "
+     "a real clip, from the continue head on the prior (the mode).")
     if self.cont is None: raise ConfigError("this RSSM has no continue head; train it with model.cont_head=True")
     _, post, prior = self.filter(frames, actions, sample=False)
     return 1 - torch.sigmoid(self.cont(self.cont_features(post, prior, actions, sample=False)).squeeze(-1))
@@ -349,7 +388,9 @@ def p_done(self: RSSMWorldModel, frames, actions):
 # %% ../nbs/08_rssm.ipynb #912ab9a7
 class LinearDynamics(nn.Module):
     "Baseline: s_{t+1} = W [s_t, a_t, 1], fitted by least squares; speaks observe / imagine."
-    def __init__(self): super().__init__(); self.register_buffer("W", torch.zeros(0))
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("W", torch.zeros(0))
 
     @torch.no_grad()
     def fit(self, clips):
@@ -357,7 +398,8 @@ class LinearDynamics(nn.Module):
         X, Y = [], []
         for b in clips:
             s, a = b["frames"].double(), b["actions"].double()
-            X.append(torch.cat([s[:, :-1], a[:, :-1], torch.ones_like(s[:, :-1, :1])], -1).flatten(0, 1))  # (B*(T-1), D+A+1)
+            # (B*(T-1), D+A+1)
+            X.append(torch.cat([s[:, :-1], a[:, :-1], torch.ones_like(s[:, :-1, :1])], -1).flatten(0, 1))
             Y.append(s[:, 1:].flatten(0, 1))  # (B*(T-1), D)
         self.W = torch.linalg.lstsq(torch.cat(X), torch.cat(Y)).solution.float()  # (D+A+1, D)
         return self
@@ -384,7 +426,10 @@ def _sq_err(pred, target, std):
 def posterior_mse(model, clips, std=None):
     "Reconstruction MSE of the posterior per step and dimension (T, D)."
     flag = _eval(model)
-    errs = [_sq_err(model.reconstruct(b["frames"], b["actions"]), to_unit(b["frames"]) if model.c.pixels else b["frames"], std) for b in clips]
+    errs = [
+        _sq_err(
+            model.reconstruct(b["frames"], b["actions"]), to_unit(b["frames"]) if model.c.pixels else b["frames"], std)
+        for b in clips]
     if flag is not None: model.train(flag)
     return torch.cat(errs).mean(0)
 
@@ -392,7 +437,8 @@ def posterior_mse(model, clips, std=None):
 def dream_mse(model, clips, std=None):
     "MSE of the unconditional prior (from `initial`, actions only) per step and dimension (T, D)."
     flag = _eval(model)
-    errs = [_sq_err(model.dream(b["actions"]), to_unit(b["frames"]) if model.c.pixels else b["frames"], std) for b in clips]
+    errs = [
+        _sq_err(model.dream(b["actions"]), to_unit(b["frames"]) if model.c.pixels else b["frames"], std) for b in clips]
     if flag is not None: model.train(flag)
     return torch.cat(errs).mean(0)
 
@@ -401,7 +447,8 @@ def plot_open_loop(curves: dict, ax=None, title: str = "open-loop prediction err
     "Mean-over-dimensions error vs horizon for each model in `curves` ({name: (H, D)})."
     ax = ax or plt.subplots(figsize=(6, 3.5))[1]
     for name, e in curves.items(): ax.plot(range(1, len(e) + 1), e.mean(-1), label=name)
-    ax.set(yscale="log", xlabel="horizon (steps)", ylabel="MSE (normalised)", title=title); ax.legend()
+    ax.set(yscale="log", xlabel="horizon (steps)", ylabel="MSE (normalised)", title=title)
+    ax.legend()
     return ax
 
 def plot_dim_errors(curves: dict, dims=None, ncols: int = 6):
@@ -411,9 +458,11 @@ def plot_dim_errors(curves: dict, dims=None, ncols: int = 6):
     fig, axs = plt.subplots(nrows, ncols, figsize=(2.4 * ncols, 1.9 * nrows), squeeze=False, sharex=True)
     for ax, d in zip(axs.flat, dims):
         for name, e in curves.items(): ax.plot(range(1, len(e) + 1), e[:, d], label=name)
-        ax.set_title(f"dim {d}", fontsize=9); ax.set_yscale("log")
+        ax.set_title(f"dim {d}", fontsize=9)
+        ax.set_yscale("log")
     for ax in list(axs.flat)[len(dims):]: ax.axis("off")
-    axs.flat[0].legend(fontsize=7); fig.tight_layout()
+    axs.flat[0].legend(fontsize=7)
+    fig.tight_layout()
     return fig
 
 @torch.no_grad()
@@ -427,41 +476,52 @@ def plot_sequence(model, clip: dict, dims=(0, 3, 5), context: int = 10, row: int
     fig, axs = plt.subplots(1, len(dims), figsize=(4 * len(dims), 2.8), squeeze=False)
     t = torch.arange(f.shape[1])
     for ax, d in zip(axs[0], dims):
-        ax.plot(t, f[0, :, d], "k", label="true"); ax.plot(t, rec[:, d], "--", label="posterior")
-        ax.plot(t[context:], pred[:, d], label="prior (open loop)"); ax.axvline(context - 0.5, color="gray", ls=":")
+        ax.plot(t, f[0, :, d], "k", label="true")
+        ax.plot(t, rec[:, d], "--", label="posterior")
+        ax.plot(t[context:], pred[:, d], label="prior (open loop)")
+        ax.axvline(context - 0.5, color="gray", ls=":")
         ax.set(title=f"dim {d}", xlabel="t")
-    axs[0, 0].legend(fontsize=8); fig.tight_layout()
+    axs[0, 0].legend(fontsize=8)
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/08_rssm.ipynb #08a60442
 def open_loop_val(cfg: RSSMConfig, val_ds, max_clips: int = 128, batch_size: int = 64):
-    "A `val_fn` for `fit`: `val_open_loop_mse`, the open-loop MSE on validation clips averaged over horizons 1..H (states: in stds); frames add PSNRs."
+    ("A `val_fn` for `fit`: `val_open_loop_mse`, the open-loop MSE on validation "
+     "clips averaged over horizons 1..H (states: in stds); frames add PSNRs.")
     from worldmodels_nb.metrics import evaluate_rollouts
     L = int(val_ds.episode_lengths.max())
     H = min(cfg.horizon, L - cfg.context)  # episodes shorter than context + horizon: a shorter horizon
-    if H < 1: raise ConfigError(f"validation episodes of at most {L} steps leave no open-loop step after context={cfg.context}; lower context")
+    if H < 1:
+        raise ConfigError(f"validation episodes of at most {L} steps leave no "
+                          f"open-loop step after context={cfg.context}; lower context")
     clips = list(val_ds.clips(cfg.context + H, max_clips=max_clips, batch_size=batch_size))
     def val_fn(model, step, run_dir):
         std = None if model.c.pixels else model.obs_std
         r = evaluate_rollouts(model, clips, cfg.context, H, device=next(model.parameters()).device, std=std)
         out = {"val_open_loop_mse": sum(r["mse"]) / H}
-        if model.c.pixels:  # the prior's PSNR at a few horizons, and its ceiling: the posterior's reconstruction of the same clips
+        # the prior's PSNR at a few horizons, and its ceiling: the posterior's reconstruction of the same clips
+        if model.c.pixels:
             out.update({f"val_psnr_h{h}": r["psnr"][h - 1] for h in sorted({1, min(4, H), min(8, H), H})})
             out["val_posterior_psnr"] = -10 * math.log10(posterior_mse(model, clips).mean().item())
         return out
     return val_fn
 
-def train_rssm(cfg: RSSMConfig, train_ds, val_ds=None, out_dir="runs", run_dir=None, progress: bool = True, name: str = "rssm"):
-    "Train an RSSM world model with `core.fit` on EpisodeDataset views (sizes and normalisation from `train_ds`); returns (model, FitResult)."
+def train_rssm(
+    cfg: RSSMConfig, train_ds, val_ds=None, out_dir="runs", run_dir=None, progress: bool = True, name: str = "rssm"):
+    ("Train an RSSM world model with `core.fit` on EpisodeDataset views "
+     "(sizes and normalisation from `train_ds`); returns (model, FitResult).")
     seed_everything(cfg.train.seed)
     cfg.model = resolve_model_config(cfg.model, train_ds)
     model = RSSMWorldModel(cfg.model, norm_stats=train_ds.norm_stats)
     run_dir = Path(run_dir) if run_dir else make_run_dir(name, cfg.env, out_dir)
     B = cfg.train.batch_size
-    val = list(val_ds.clips(cfg.seq_len, max_clips=cfg.train.val_batches * B, batch_size=B)) if val_ds is not None else []
+    val = (
+        list(val_ds.clips(cfg.seq_len, max_clips=cfg.train.val_batches * B, batch_size=B)) if val_ds is not None else []
+    )
     val_fn = open_loop_val(cfg, val_ds, cfg.train.val_batches * B, B) if val else None
-    res = fit(model, train_ds.sampler(B, cfg.seq_len, seed=cfg.train.seed), cfg.train, run_dir, val_data=val or None, config=cfg,
-              val_fn=val_fn, progress=progress)
+    res = fit(model, train_ds.sampler(B, cfg.seq_len, seed=cfg.train.seed), cfg.train, run_dir, val_data=val or None,
+              config=cfg, val_fn=val_fn, progress=progress)
     return model, res
 
 # %% ../nbs/08_rssm.ipynb #5bcd8de6
@@ -479,7 +539,9 @@ def dream_step(self: RSSMWorldModel, state: dict, actions, tau: float = 1.0, gen
 @patch
 def dream_observe(self: RSSMWorldModel, state: dict, actions, frames) -> dict:
     "One posterior step (its mode, as `observe`) on the real frame (B, ...) that actions (B[, A]) led to."
-    if self.c.obs_window != 1: raise ConfigError(f"dream_observe filters one observation at a time; this RSSM reads windows of {self.c.obs_window} (train it with model.obs_window=1)")
+    if self.c.obs_window != 1:
+        raise ConfigError(f"dream_observe filters one observation at a time; this RSSM reads "
+                          f"windows of {self.c.obs_window} (train it with model.obs_window=1)")
     e = self.embed(self.targets(frames[:, None]))[:, 0]  # (B, E)
     post, _ = self.rssm.obs_step(state, self.prep_actions(torch.as_tensor(actions)), e, sample=False)
     return post
@@ -488,21 +550,25 @@ def dream_observe(self: RSSMWorldModel, state: dict, actions, frames) -> dict:
 def dream_features(self: RSSMWorldModel, state: dict): return torch.cat([state["h"], state["z"]], -1)  # (B, deter + z)
 
 @patch
-def dream_decode(self: RSSMWorldModel, state: dict): return self.outputs(self.decode({k: v[:, None] for k, v in state.items()}))[:, 0]
+def dream_decode(self: RSSMWorldModel, state: dict):
+    return self.outputs(self.decode({k: v[:, None] for k, v in state.items()}))[:, 0]
 
 @patch
-def dream_action_space(self: RSSMWorldModel): return action_space(self.c.num_actions, self.c.action_dim, self.c.action_low, self.c.action_high)
+def dream_action_space(self: RSSMWorldModel):
+    return action_space(self.c.num_actions, self.c.action_dim, self.c.action_low, self.c.action_high)
 
 # %% ../nbs/08_rssm.ipynb #76b4a8df
 def coinrun_config(scale: str = "quick") -> RSSMConfig:
-    "The pixel RSSM on CoinRun frames at `scale`: 04_pixel's data and protocol (4 context frames, 32 imagined), a CPU-sized conv RSSM at smoke/quick."
+    ("The pixel RSSM on CoinRun frames at `scale`: 04_pixel's data and protocol "
+     "(4 context frames, 32 imagined), a CPU-sized conv RSSM at smoke/quick.")
     from worldmodels_nb.data import data_config
     steps = {"smoke": 6, "quick": 1000, "full": 20_000}.get(scale)
     if steps is None: raise ConfigError(f"unknown scale {scale!r}; choose smoke, quick or full")
-    model = RSSMModelConfig(depth=32 if scale == "full" else 8, latent="categorical", groups=16, classes=16, deter=128, hidden=128,
-                            kl_warmup=0)
+    model = RSSMModelConfig(depth=32 if scale == "full" else 8, latent="categorical", groups=16, classes=16, deter=128,
+                            hidden=128, kl_warmup=0)
     every = max(1, steps // 5)  # five validations: the budget curve
-    train = TrainConfig(max_steps=steps, batch_size=16, lr=1e-3, warmup_steps=min(50, steps // 10), log_every=max(1, steps // 40),
-                        val_every=every, val_batches=2, ckpt_every=every, monitor="val_open_loop_mse")
-    return RSSMConfig(data_config("procgen:coinrun", scale), seq_len=16, context=4, horizon=8 if scale == "smoke" else 32,
-                      model=model, train=train, env="procgen:coinrun")
+    train = TrainConfig(max_steps=steps, batch_size=16, lr=1e-3, warmup_steps=min(50, steps // 10),
+                        log_every=max(1, steps // 40), val_every=every, val_batches=2, ckpt_every=every,
+                        monitor="val_open_loop_mse")
+    return RSSMConfig(data_config("procgen:coinrun", scale), seq_len=16, context=4,
+                      horizon=8 if scale == "smoke" else 32, model=model, train=train, env="procgen:coinrun")

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import TrainConfig, ConfigError, apply_overrides, folder_lock, preset, fit, make_run_dir, seed_everything, load_model
+from .core import (TrainConfig, ConfigError, apply_overrides, folder_lock, preset, fit, make_run_dir,
+                                 seed_everything, load_model)
 from .data import DataConfig, data_config, env_datasets
 from .metrics import to_unit
 
@@ -31,7 +32,8 @@ class VAEModelConfig:
     kind: str = "vae"  # vae | ae (deterministic autoencoder baseline)
     z_dim: int = 32  # latent size
     width: int = 32  # channels of the first conv; then 2x, 4x, 8x (the paper: 32/64/128/256)
-    recon: str = "sum"  # sum: squared error summed over pixels per image (the paper) | mean: the whole objective / (C*H*W)
+    # sum: squared error summed over pixels per image (the paper) | mean: the whole objective / (C*H*W)
+    recon: str = "sum"
     beta: float = 1.0  # weight of the KL term
     kl_tolerance: float = 0.5  # free bits: KL per image is clamped below at kl_tolerance * z_dim nats (paper 0.5)
     beta_warmup: int = 0  # optimiser steps of linear warm-up of beta from 0 (0 = off)
@@ -52,8 +54,10 @@ class VAEConfig:
 
     @classmethod
     def smoke(cls):
-        return cls(DataConfig(3_000, 1_500, "0:20", "100000:100020"), VAEModelConfig(width=8),
-                   TrainConfig(max_steps=6, batch_size=8, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3, monitor="val_recon_mse"))
+        return cls(
+            DataConfig(3_000, 1_500, "0:20", "100000:100020"), VAEModelConfig(width=8),
+            TrainConfig(max_steps=6, batch_size=8, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3,
+                        monitor="val_recon_mse"))
     @classmethod
     def quick(cls):
         return cls(DataConfig(), VAEModelConfig(),
@@ -61,16 +65,18 @@ class VAEConfig:
                                val_batches=4, ckpt_every=500, monitor="val_recon_mse"))
     @classmethod
     def full(cls):  # the paper: batch 100, Adam 1e-4, no clipping
-        return cls(DataConfig(1_000_000, 50_000), VAEModelConfig(),
-                   TrainConfig(max_steps=100_000, batch_size=100, lr=1e-4, schedule="constant", grad_clip=0.0, log_every=100,
-                               val_every=5000, val_batches=16, ckpt_every=5000, monitor="val_recon_mse"))
+        return cls(
+            DataConfig(1_000_000, 50_000), VAEModelConfig(),
+            TrainConfig(max_steps=100_000, batch_size=100, lr=1e-4, schedule="constant", grad_clip=0.0, log_every=100,
+                        val_every=5000, val_batches=16, ckpt_every=5000, monitor="val_recon_mse"))
 
     @classmethod
     def for_env(cls, scale: str, env: str = "procgen:coinrun"):
         "The `scale` preset with `env`'s data settings (`data.data_config`); low-dim environments are refused."
         from worldmodels_nb.envs import env_family
         cfg, fam = preset(cls, scale), env_family(env)
-        if fam == "mujoco": raise ConfigError(f"the ConvVAE needs pixel observations; {env} is a {fam} (low-dim) environment")
+        if fam == "mujoco":
+            raise ConfigError(f"the ConvVAE needs pixel observations; {env} is a {fam} (low-dim) environment")
         cfg.env, cfg.data = env, data_config(env, scale)
         return cfg
 
@@ -91,18 +97,21 @@ def decoder_net(z_dim: int, C: int, w: int) -> nn.Sequential:
 
 def _check_obs(cfg: VAEModelConfig):
     if list(cfg.obs_shape[1:]) != [64, 64]:
-        raise ConfigError(f"the ConvVAE takes 64x64 frames, got {cfg.obs_shape[1]}x{cfg.obs_shape[2]}; collect with size=64")
+        raise ConfigError(
+            f"the ConvVAE takes 64x64 frames, got {cfg.obs_shape[1]}x{cfg.obs_shape[2]}; collect with size=64")
 
 # %% ../nbs/05_vae.ipynb #5d58f22d
 def reparameterize(mu, logvar, generator=None):
-    "z = mu + sigma * eps, eps ~ N(0, I) (from `generator` if given): a sample of N(mu, diag(exp(logvar))) that gradients flow through."
+    ("z = mu + sigma * eps, eps ~ N(0, I) (from `generator` if given): "
+     "a sample of N(mu, diag(exp(logvar))) that gradients flow through.")
     if generator is None: eps = torch.randn_like(mu)  # from the global torch stream, as in training
     else: eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=generator.device).to(mu.device)
     return mu + torch.exp(0.5 * logvar) * eps
 
 def kl_diag_gaussian(mu, logvar, mu_p=None, logvar_p=None):
     "KL( N(mu, e^logvar) || N(mu_p, e^logvar_p) ) per dimension; the prior defaults to N(0, I)."
-    if mu_p is None and logvar_p is None: return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)  # 1/2 (mu^2 + sigma^2 - 1 - log sigma^2)
+    # 1/2 (mu^2 + sigma^2 - 1 - log sigma^2)
+    if mu_p is None and logvar_p is None: return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
     mu_p = torch.zeros_like(mu) if mu_p is None else mu_p
     logvar_p = torch.zeros_like(logvar) if logvar_p is None else logvar_p
     return 0.5 * (logvar_p - logvar + (logvar.exp() + (mu - mu_p).pow(2)) / logvar_p.exp() - 1)
@@ -156,8 +165,9 @@ class ConvVAE(nn.Module):
         elif c.recon != "sum": raise ConfigError(f"unknown model.recon {c.recon!r}; choose sum or mean")
         if self.training:
             with torch.no_grad(): self.updates += 1
-        return {"loss": loss, "recon": sse.mean().detach(), "kl": kl.mean().detach(), "kl_per_dim": kl.mean().detach() / c.z_dim,
-                "mse": sse.mean().detach() / x[0].numel(), "beta": torch.tensor(beta)}
+        return {"loss": loss, "recon": sse.mean().detach(), "kl": kl.mean().detach(),
+                "kl_per_dim": kl.mean().detach() / c.z_dim, "mse": sse.mean().detach() / x[0].numel(),
+                "beta": torch.tensor(beta)}
 
 # %% ../nbs/05_vae.ipynb #58fd19a3
 def variance_regularizer(z, target: float = 1.0, lam: float = 1.0):
@@ -165,7 +175,8 @@ def variance_regularizer(z, target: float = 1.0, lam: float = 1.0):
     return lam * (z.var(0) - target).pow(2).mean()
 
 class ConvAutoencoder(nn.Module):
-    "The baseline of Mayavan/world_model: the ConvVAE's trunk, a deterministic code z, Huber loss + variance-target regulariser."
+    ("The baseline of Mayavan/world_model: the ConvVAE's trunk, a "
+     "deterministic code z, Huber loss + variance-target regulariser.")
     def __init__(self, cfg: VAEModelConfig):
         super().__init__()
         _check_obs(cfg)
@@ -186,13 +197,14 @@ class ConvAutoencoder(nn.Module):
         z = self.encode(x)[0]  # (N, z_dim)
         xh = self.decode(z)
         recon, reg = F.huber_loss(xh, x, delta=c.huber_delta), variance_regularizer(z, c.var_target, c.var_lambda)
-        return {"loss": recon + reg, "recon": recon.detach(), "var_reg": reg.detach(), "z_var": z.var(0).mean().detach(),
-                "mse": (xh - x).pow(2).mean().detach()}
+        return {"loss": recon + reg, "recon": recon.detach(), "var_reg": reg.detach(),
+                "z_var": z.var(0).mean().detach(), "mse": (xh - x).pow(2).mean().detach()}
 
 # %% ../nbs/05_vae.ipynb #2118dead
 def resolve_vae_config(cfg: VAEConfig, ds) -> VAEConfig:
     "Set cfg.model.obs_shape (C, H, W) from dataset `ds` and check that the ConvVAE can take its frames."
-    if len(ds.obs_shape) != 3: raise ConfigError(f"the ConvVAE needs pixel frames; {ds.path} holds {ds.obs_shape[0]}-dim states")
+    if len(ds.obs_shape) != 3:
+        raise ConfigError(f"the ConvVAE needs pixel frames; {ds.path} holds {ds.obs_shape[0]}-dim states")
     cfg.model.obs_shape = ds.model_obs_shape
     _check_obs(cfg.model)
     return cfg
@@ -216,7 +228,8 @@ def recon_metrics(model, frames, batch_size: int = 256) -> dict:
     return {"mse": float((xh - x).pow(2).mean()), "psnr": float(psnr(xh, x).mean())}
 
 def image_grid(rows: dict, path=None, n: int = 8):
-    "A figure with one row of up to n frames (N, C, H, W) per entry of `rows` ({label: frames}); saved to `path` if given."
+    ("A figure with one row of up to n frames (N, C, H, W) per "
+     "entry of `rows` ({label: frames}); saved to `path` if given.")
     import matplotlib.pyplot as plt
     from worldmodels_nb.metrics import to_hwc_uint8, save_figure
     fig, axs = plt.subplots(len(rows), n, figsize=(1.1 * n, 1.2 * len(rows)), squeeze=False)
@@ -236,7 +249,8 @@ def val_frames(ds, n: int = 256, stride: int | None = None):
     return torch.cat([b["frames"][:, 0] for b in ds.clips(1, stride=stride, max_clips=n, batch_size=n)])
 
 # %% ../nbs/05_vae.ipynb #a66887ad
-def train_vae(cfg: VAEConfig, train_ds, val_ds, out_dir="runs", run_dir=None, progress: bool = True, name: str | None = None):
+def train_vae(
+    cfg: VAEConfig, train_ds, val_ds, out_dir="runs", run_dir=None, progress: bool = True, name: str | None = None):
     "Train a ConvVAE (or the AE baseline, model.kind='ae') with `core.fit`; returns (model, FitResult)."
     import matplotlib.pyplot as plt
     seed_everything(cfg.train.seed)
@@ -246,7 +260,11 @@ def train_vae(cfg: VAEConfig, train_ds, val_ds, out_dir="runs", run_dir=None, pr
     def val_fn(model, step, run_dir):
         r = recon_metrics(model, xv)
         with torch.no_grad(): xh = model.reconstruct(to_unit(xv[:8]).to(next(model.parameters()).device)).cpu()
-        plt.close(image_grid({"real": xv[:8], f"reconstruction, step {step}": xh}, Path(run_dir)/"images"/f"recon_{step:06d}.png"))
+        plt.close(
+            image_grid(
+                {"real": xv[:8], f"reconstruction, step {step}": xh}, Path(run_dir) / "images" / f"recon_{step:06d}.png"
+            )
+        )
         return {"val_recon_mse": r["mse"], "val_recon_psnr": r["psnr"]}
     B = cfg.train.batch_size
     nv = cfg.train.val_batches * B
@@ -270,38 +288,50 @@ def encode_frames(model, frames, batch_size: int = 256, device=None) -> np.ndarr
     dev = device or next(model.parameters()).device
     out = []
     for i in range(0, len(frames), batch_size):
-        x = torch.from_numpy(np.array(frames[i:i + batch_size])).to(dev).permute(0, 3, 1, 2)  # (n, C, H, W), a writable copy
+        # (n, C, H, W), a writable copy
+        x = torch.from_numpy(np.array(frames[i:i + batch_size])).to(dev).permute(0, 3, 1, 2)
         out.append(torch.cat(model.encode(to_unit(x)), 1).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 2 * model.cfg.z_dim), np.float32)
 
 # %% ../nbs/05_vae.ipynb #27d88372
-def encode_dataset(model, ds, out, batch_size: int = 256, shard_size: int = 50_000, checkpoint=None, progress: bool = False):
-    "Encode every episode of EpisodeDataset `ds` with a ConvVAE (or a checkpoint path) into latent dataset `out`; returns it."
+def encode_dataset(
+    model, ds, out, batch_size: int = 256, shard_size: int = 50_000, checkpoint=None, progress: bool = False):
+    ("Encode every episode of EpisodeDataset `ds` with a ConvVAE "
+     "(or a checkpoint path) into latent dataset `out`; returns it.")
     from tqdm.auto import tqdm
-    from worldmodels_nb.data import FIELDS, FORMAT, EpisodeDataset, DatasetError, read_manifest, write_manifest, write_shard
+    from worldmodels_nb.data import (FIELDS, FORMAT, EpisodeDataset, DatasetError, read_manifest, write_manifest,
+                                     write_shard)
     if isinstance(model, (str, Path)): checkpoint, model = str(model), load_model(model)[0]
-    if not isinstance(model, ConvVAE): raise ConfigError(f"encode_dataset needs a ConvVAE (with mu and logvar), got {type(model).__name__}")
+    if not isinstance(model, ConvVAE):
+        raise ConfigError(f"encode_dataset needs a ConvVAE (with mu and logvar), got {type(model).__name__}")
     model.eval()
     out = Path(out)
-    latent = dict(kind="vae", z_dim=model.cfg.z_dim, layout="[mu, logvar]", source=str(Path(ds.path).resolve()), episodes=int(ds.num_episodes),
-                  steps=int(ds.num_steps), checkpoint=str(Path(checkpoint).resolve()) if checkpoint else None, fingerprint=fingerprint(model))
-    same = lambda a, b: all(a.get(k) == b.get(k) for k in ("kind", "z_dim", "source", "episodes", "steps", "fingerprint"))  # not the path
+    latent = dict(kind="vae", z_dim=model.cfg.z_dim, layout="[mu, logvar]", source=str(Path(ds.path).resolve()),
+                  episodes=int(ds.num_episodes), steps=int(ds.num_steps),
+                  checkpoint=str(Path(checkpoint).resolve()) if checkpoint else None, fingerprint=fingerprint(model))
+    same = lambda a, b: all(
+        a.get(k) == b.get(k) for k in ("kind", "z_dim", "source", "episodes", "steps", "fingerprint"))  # not the path
     old = read_manifest(out) if (out/"manifest.json").exists() else None
     if old is not None and (old.get("latent") or {}).get("source") != latent["source"]:
-        raise DatasetError(f"{out} holds another dataset ({old.get('env_id')}, source {(old.get('latent') or {}).get('source')}); use another out")
-    with folder_lock(out, blocking=True, what="latent dataset folder"):  # two encoders of one folder take turns; the second finds the work done
+        raise DatasetError(f"{out} holds another dataset ({old.get('env_id')}, source "
+                           f"{(old.get('latent') or {}).get('source')}); use another out")
+    # two encoders of one folder take turns; the second finds the work done
+    with folder_lock(out, blocking=True, what="latent dataset folder"):
         old = read_manifest(out)
         if old is not None and old.get("complete") and same(old.get("latent") or {}, latent):
-            if latent["checkpoint"] and old["latent"].get("checkpoint") != latent["checkpoint"]:  # same weights, record where they now are
+            # same weights, record where they now are
+            if latent["checkpoint"] and old["latent"].get("checkpoint") != latent["checkpoint"]:
                 old["latent"]["checkpoint"] = latent["checkpoint"]
                 write_manifest(out, old)
             return EpisodeDataset(out)
         for p in out.glob("shard_*"): p.unlink()  # stale or partial encoding of the same source: redo it
         sm = ds.manifest
-        m = dict(format=FORMAT, env_id=sm["env_id"], env_kwargs=sm.get("env_kwargs", {}), settings=sm.get("settings", {}), latent=latent,
+        m = dict(format=FORMAT, env_id=sm["env_id"], env_kwargs=sm.get("env_kwargs", {}),
+                 settings=sm.get("settings", {}), latent=latent,
                  observation_space=dict(kind="box", shape=[2 * model.cfg.z_dim], dtype="float32", low=None, high=None),
-                 action_space=sm["action_space"], policy=sm.get("policy"), policy_kwargs=sm.get("policy_kwargs", {}), shards=[],
-                 target_steps=int(ds.num_steps), complete=False, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                 action_space=sm["action_space"], policy=sm.get("policy"), policy_kwargs=sm.get("policy_kwargs", {}),
+                 shards=[], target_steps=int(ds.num_steps), complete=False,
+                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         write_manifest(out, m)
         buf, n = [], 0
         for i in tqdm(range(ds.num_episodes), desc=f"encode -> {out.name}", disable=not progress):
