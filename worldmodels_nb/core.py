@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from fastcore.basics import patch
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -156,6 +157,7 @@ class FolderBusyError(RuntimeError):
 
 _HELD: dict = {}  # resolved folder -> how many times this process holds its lock
 
+# %% ../nbs/00_core.ipynb #37af3a7e
 @contextlib.contextmanager
 def folder_lock(folder, blocking: bool = False, what: str = "run folder"):
     ("Hold an exclusive lock on `folder/.lock` (holding our PID) while "
@@ -462,16 +464,21 @@ class _Loggers:
                     "train.wandb=true needs the wandb package: pip install wandb (and `wandb login`)") from None
             self.wb = wandb.init(project=cfg.wandb_project, name=Path(run_dir).name, dir=str(run_dir),
                                  config=config_to_dict(config) if is_dataclass(config) else None, resume="allow")
-    def log(self, kind: str, row: dict):
-        if not self.active: return
-        self.csv[kind].log(row)
-        for k, v in row.items():
-            if k == "step" or not isinstance(v, (int, float)): continue
-            if self.tb: self.tb.add_scalar(f"{kind}/{k}", v, row["step"])
-        if self.wb: self.wb.log({f"{kind}/{k}": v for k, v in row.items() if k != "step"}, step=row["step"])
-    def close(self):
-        if self.tb: self.tb.close()
-        if self.wb: self.wb.finish()
+
+# %% ../nbs/00_core.ipynb #ca2180fe
+@patch
+def log(self: _Loggers, kind: str, row: dict):
+    if not self.active: return
+    self.csv[kind].log(row)
+    for k, v in row.items():
+        if k == "step" or not isinstance(v, (int, float)): continue
+        if self.tb: self.tb.add_scalar(f"{kind}/{k}", v, row["step"])
+    if self.wb: self.wb.log({f"{kind}/{k}": v for k, v in row.items() if k != "step"}, step=row["step"])
+
+@patch
+def close(self: _Loggers):
+    if self.tb: self.tb.close()
+    if self.wb: self.wb.finish()
 
 # %% ../nbs/00_core.ipynb #17ab7c3d
 @torch.no_grad()
@@ -503,6 +510,7 @@ def _same_stage(last: Path, config):
         how = f"resume it with wm-train {stage}" if stage else "resume it with the code that wrote it"
         raise CheckpointError(f"{last.parent.parent} holds a {name} run; {how}, or choose another folder")
 
+# %% ../nbs/00_core.ipynb #6709ea60
 def _setup(model, cfg, run_dir, config, optimizer, resume):
     "Device, DDP wrapper, optimiser, scheduler and (when resuming) the restored step, best value and checkpoint extras."
     last = Path(run_dir)/"checkpoints"/"last.pt"
@@ -600,7 +608,7 @@ def _fit(
         logs.close()
     return FitResult(run_dir, step, train_row, val_row, best, time.time() - t0)
 
-
+# %% ../nbs/00_core.ipynb #6f4def58
 def fit(model: nn.Module, train_data, cfg: TrainConfig, run_dir, val_data=None, config=None,
         val_fn: Callable | None = None, log_fn: Callable | None = None, optimizer=None,
         resume: bool = True, progress: bool = True) -> FitResult:

@@ -100,6 +100,7 @@ def source_commit(where) -> str:
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
+# %% ../nbs/90_course.ipynb #76a29bbd
 def render_report(results: list[StageResult], scale: str, started: str, commit: str = "unknown") -> str:
     "Markdown of the course run: a status table, then each stage's headline figures."
     import torch
@@ -141,6 +142,7 @@ def run_course(scale: str = "quick", nbs_dir=None, out_root="runs", only=None, t
             atomic_write_text(root/"REPORT.md", render_report(results, scale, started, commit))
     return root/"REPORT.md", results
 
+# %% ../nbs/90_course.ipynb #091cbd49
 def main(argv=None):
     "Command line: `wm-course [--scale quick] [--only 00 04_pixel] [--nbs nbs] [--out runs]`."
     p = argparse.ArgumentParser(prog="wm-course", description="Run the course notebooks headless and write REPORT.md.")

@@ -101,6 +101,7 @@ def shard_seed(seed: int, shard_id: int) -> int:
 
 def _in_memory(field: str, shape: tuple, dtype) -> np.ndarray: return np.empty(shape, dtype)
 
+# %% ../nbs/02_data.ipynb #f964cfec
 def run_vec_env(venv, policy, steps_per_env: int, progress=None, alloc: Callable = _in_memory) -> dict:
     "Step `venv` with `policy` and return episode-contiguous arrays (env-major), unfinished episodes truncated."
     obs = np.asarray(venv.reset())  # (N, ...)
@@ -183,6 +184,7 @@ def _drop_shards(out: Path, m: dict, keep: int):
     for s in gone:
         for f in FIELDS: shard_file(out, s["id"], f).unlink(missing_ok=True)
 
+# %% ../nbs/02_data.ipynb #54478729
 def _first_broken(out: Path, m: dict) -> int | None:
     "Index of the first listed shard whose files are missing or corrupt (None when all are fine)."
     for i, s in enumerate(m["shards"]):
@@ -330,29 +332,6 @@ class EpisodeDataset:
         self.episodes = np.arange(len(ends)) if episodes is None else np.asarray(episodes, np.int64)
         self._starts = {}
 
-    def _view(self, episodes) -> "EpisodeDataset":
-        v = object.__new__(EpisodeDataset)
-        v.__dict__.update(self.__dict__)
-        v.episodes, v._starts = np.asarray(episodes, np.int64), {}
-        return v
-
-    @property
-    def episode_lengths(self) -> np.ndarray: return self._ep_len[self.episodes]
-    @property
-    def num_episodes(self) -> int: return len(self.episodes)
-    @property
-    def num_steps(self) -> int: return int(self.episode_lengths.sum())
-    @property
-    def obs_shape(self) -> tuple: return tuple(self.manifest["observation_space"]["shape"])
-    @property
-    def is_pixel(self) -> bool: return len(self.obs_shape) == 3
-    @property
-    def model_obs_shape(self) -> list:
-        return [self.obs_shape[2], *self.obs_shape[:2]] if self.is_pixel else list(self.obs_shape)  # [C, H, W] | [D]
-    @property
-    def action_space(self) -> dict: return self.manifest["action_space"]
-    @property
-    def norm_stats(self) -> dict | None: return self.manifest.get("norm_stats")
     def __len__(self): return self.num_steps
     # pickles small: no frames
     def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != "_arrays"}
@@ -362,6 +341,36 @@ class EpisodeDataset:
     def __repr__(self):
         return (f"EpisodeDataset({str(self.path)!r}: {self.num_episodes} "
                 f"episodes, {self.num_steps} steps, obs {self.obs_shape})")
+
+# %% ../nbs/02_data.ipynb #ebde82a1
+@patch
+def _view(self: EpisodeDataset, episodes) -> "EpisodeDataset":
+    v = object.__new__(EpisodeDataset)
+    v.__dict__.update(self.__dict__)
+    v.episodes, v._starts = np.asarray(episodes, np.int64), {}
+    return v
+
+@patch(as_prop=True)
+def episode_lengths(self: EpisodeDataset) -> np.ndarray: return self._ep_len[self.episodes]
+@patch(as_prop=True)
+def num_episodes(self: EpisodeDataset) -> int: return len(self.episodes)
+@patch(as_prop=True)
+def num_steps(self: EpisodeDataset) -> int: return int(self.episode_lengths.sum())
+@patch(as_prop=True)
+def obs_shape(self: EpisodeDataset) -> tuple: return tuple(self.manifest["observation_space"]["shape"])
+@patch(as_prop=True)
+def is_pixel(self: EpisodeDataset) -> bool: return len(self.obs_shape) == 3
+
+@patch(as_prop=True)
+def model_obs_shape(self: EpisodeDataset) -> list:
+    return [self.obs_shape[2], *self.obs_shape[:2]] if self.is_pixel else list(self.obs_shape)  # [C, H, W] | [D]
+
+@patch(as_prop=True)
+def action_space(self: EpisodeDataset) -> dict: return self.manifest["action_space"]
+
+# %% ../nbs/02_data.ipynb #938001ac
+@patch(as_prop=True)
+def norm_stats(self: EpisodeDataset) -> dict | None: return self.manifest.get("norm_stats")
 
 # %% ../nbs/02_data.ipynb #4e8cbb35
 def set_action_space(m, ds):
@@ -472,8 +481,10 @@ ENV_DATA = {  # per env family (envs.env_family): policy, then (train_steps, hel
     "vizdoom": ("sticky", [(2_000, 1_000), (30_000, 5_000), (1_000_000, 50_000)]),
     "mujoco": ("random", [(4_000, 2_000), (300_000, 30_000), (1_000_000, 50_000)]),
 }
+
 SMOKE_LEVELS = ("0:20", "100000:100020")  # Procgen (train, held-out) levels at smoke scale
 
+# %% ../nbs/02_data.ipynb #83ab5257
 def data_config(env: str, scale: str) -> DataConfig:
     "The data preset of `env`'s family at `scale`, from ENV_DATA."
     from worldmodels_nb.envs import env_family
@@ -562,6 +573,7 @@ def parse_norm_stats(cfg: dict, where: str = "rollout_config") -> dict:
             f"{where}: no normalisation statistics found (expected obs/action entries with mean and std)")
     return out
 
+# %% ../nbs/02_data.ipynb #1ffc4b63
 def read_rollout_config(path) -> dict:
     ("The normalisation stats of the YAML file `path` (`parse_norm_stats`); "
      "a missing or broken file is a one-line DatasetError.")
@@ -695,6 +707,7 @@ def _print_report(r: dict):
           {k: np.round(v, 3).tolist() if isinstance(v, list) else round(v, 3) for k, v in r["obs"].items()})
     print("problems:", "; ".join(r["problems"]) or "none found")
 
+# %% ../nbs/02_data.ipynb #a3aae0e1
 def contact_sheet(ds: EpisodeDataset, path, rows: int = 6, cols: int = 8, seed: int = 0) -> Path:
     "Save a PNG of sampled frames (rows = episodes, columns = evenly spaced steps), or of state dims for low-dim data."
     import matplotlib
@@ -744,6 +757,7 @@ positive_int = _checked(int, lambda v: v >= 1, ">= 1")  # counts: steps, environ
 nonneg_int = _checked(int, lambda v: v >= 0, ">= 0")  # seeds
 positive_float = _checked(float, lambda v: v > 0, "> 0")  # durations
 
+# %% ../nbs/02_data.ipynb #6d1d98f1
 def json_arg(s: str) -> dict:
     "An argparse `type`: a JSON object such as `{\"p\": 0.9}`."
     try: v = json.loads(s)
@@ -791,6 +805,7 @@ def _collect_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalize", action="store_true", help="apply the rollout config's stats to the buffer's data")
     return p
 
+# %% ../nbs/02_data.ipynb #6a7dde4c
 def collect_main(argv=None) -> int:
     "Entry point of `wm-collect`."
     a = _collect_parser().parse_args(argv)

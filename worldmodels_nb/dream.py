@@ -152,6 +152,7 @@ def step(self: BatchedDream, actions):
     self.over = term | trunc
     return self.model.dream_features(self.state), reward, term, trunc
 
+# %% ../nbs/07_dream.ipynb #55e22a0a
 @patch
 @torch.no_grad()
 def render(self: BatchedDream):
@@ -196,12 +197,14 @@ class DreamEnv(gym.Env):
             np.asarray(action)[None] if discrete else np.asarray(action, np.float32).reshape(1, -1))
         return obs[0].numpy().astype(np.float32), float(r[0]), bool(term[0]), bool(trunc[0]), {}
 
-    def render(self):
-        if self.render_mode != "rgb_array": return None
-        x = (self.dream.render()[0].clamp(0, 1) * 255).round().byte()  # (C, H, W)
-        if x.dim() != 3: raise ValueError("render() needs a model that decodes frames; this one decodes low-dim states")
-        x = x.permute(1, 2, 0).numpy()
-        return np.repeat(x, 3, -1) if x.shape[-1] == 1 else x
+# %% ../nbs/07_dream.ipynb #39f3536e
+@patch
+def render(self: DreamEnv):
+    if self.render_mode != "rgb_array": return None
+    x = (self.dream.render()[0].clamp(0, 1) * 255).round().byte()  # (C, H, W)
+    if x.dim() != 3: raise ValueError("render() needs a model that decodes frames; this one decodes low-dim states")
+    x = x.permute(1, 2, 0).numpy()
+    return np.repeat(x, 3, -1) if x.shape[-1] == 1 else x
 
 # %% ../nbs/07_dream.ipynb #e0dda8f5
 @torch.no_grad()

@@ -15,6 +15,7 @@ import os, time
 from functools import partial
 
 import cv2
+from fastcore.basics import patch
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -22,6 +23,7 @@ from gymnasium import spaces
 # %% ../nbs/01_envs.ipynb #584a98a1
 PROCGEN_GAMES = ("bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball", "fruitbot",
                  "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder", "starpilot")
+
 ENV_FAMILIES = {
     "procgen": f"procgen:<game> ({len(PROCGEN_GAMES)} games: {', '.join(PROCGEN_GAMES)})",
     "atari": "ALE/<Game>-v5 (e.g. ALE/Pong-v5, ALE/Breakout-v5)",
@@ -41,6 +43,7 @@ def _register(family: str):
     elif family == "vizdoom":
         from vizdoom import gymnasium_wrapper  # noqa: F401  (registers Vizdoom* ids)
 
+# %% ../nbs/01_envs.ipynb #2a637559
 def env_family(env_id: str) -> str:
     "The family of `env_id`: procgen | atari | carracing | vizdoom | mujoco (else a ValueError listing them)."
     if env_id.startswith("procgen:"):
@@ -138,6 +141,7 @@ class VecEnv:
     def __exit__(self, *exc): self.close()
     def __repr__(self): return f"{type(self).__name__}({self.env_id!r}, num_envs={self.num_envs}, {self.kwargs})"
 
+# %% ../nbs/01_envs.ipynb #9618d218
 class ProcgenVecEnv(VecEnv):
     "A batch of one procgen game on ONE native `ProcgenGym3Env` (procgen's own C++ threads)."
     def __init__(self, game: str, num_envs: int, seed: int = 0, size: int = 64, grayscale: bool = False,
@@ -158,24 +162,29 @@ class ProcgenVecEnv(VecEnv):
         self._env, self._t = (_procgen_env(self.num_envs, self.opts, seed, self.num_threads),
                               np.zeros(self.num_envs, np.int64))
         return self._frames(self._env.observe()[1]["rgb"])
-    def _label(self, first):
-        "(terminated, truncated) on the rare steps where an episode ended or hit `max_episode_steps`."
-        complete = np.array([i.get("prev_level_complete", 0) for i in self._env.get_info()], bool)
-        trunc = first & (self._t >= PROCGEN_TIMEOUT) & ~complete  # procgen's time limit
-        if self.max_episode_steps: trunc |= ~first & (self._t >= self.max_episode_steps)  # our cut
-        term = first & ~trunc
-        self._t[term | trunc] = 0
-        return term, trunc
-    def step(self, actions):
-        "Advance all envs: (obs, rewards, terminated, truncated, info); ended envs already show their next first frame."
-        if self._env is None: raise RuntimeError("call reset() before step()")
-        self._env.act(np.asarray(actions, np.int32).reshape(self.num_envs))
-        rew, ob, first = self._env.observe()
-        self._t += 1
-        if first.any() or (self.max_episode_steps and self._t.max() >= self.max_episode_steps):
-            term, trunc = self._label(first)
-        else: term, trunc = np.zeros(self.num_envs, bool), np.zeros(self.num_envs, bool)
-        return self._frames(ob["rgb"]), rew.astype(np.float32), term, trunc, {"first": first}
+
+# %% ../nbs/01_envs.ipynb #4195f0c1
+@patch
+def _label(self: ProcgenVecEnv, first):
+    "(terminated, truncated) on the rare steps where an episode ended or hit `max_episode_steps`."
+    complete = np.array([i.get("prev_level_complete", 0) for i in self._env.get_info()], bool)
+    trunc = first & (self._t >= PROCGEN_TIMEOUT) & ~complete  # procgen's time limit
+    if self.max_episode_steps: trunc |= ~first & (self._t >= self.max_episode_steps)  # our cut
+    term = first & ~trunc
+    self._t[term | trunc] = 0
+    return term, trunc
+
+@patch
+def step(self: ProcgenVecEnv, actions):
+    "Advance all envs: (obs, rewards, terminated, truncated, info); ended envs already show their next first frame."
+    if self._env is None: raise RuntimeError("call reset() before step()")
+    self._env.act(np.asarray(actions, np.int32).reshape(self.num_envs))
+    rew, ob, first = self._env.observe()
+    self._t += 1
+    if first.any() or (self.max_episode_steps and self._t.max() >= self.max_episode_steps):
+        term, trunc = self._label(first)
+    else: term, trunc = np.zeros(self.num_envs, bool), np.zeros(self.num_envs, bool)
+    return self._frames(ob["rgb"]), rew.astype(np.float32), term, trunc, {"first": first}
 
 # %% ../nbs/01_envs.ipynb #98fac6f2
 class ProcgenEnv(gym.Env):
@@ -264,6 +273,7 @@ class RandomPolicy(Policy):
     "A fresh uniform action every step."
     def act(self): return self.sample(self.num_envs)
 
+# %% ../nbs/01_envs.ipynb #3590b201
 class StickyPolicy(Policy):
     "Repeat the previous action with probability `p`, else draw a fresh uniform one."
     def __init__(self, action_space, num_envs, seed=0, p: float = 0.75):
@@ -289,6 +299,7 @@ class BrownianPolicy(Policy):
 
 POLICIES = {"random": RandomPolicy, "sticky": StickyPolicy, "brownian": BrownianPolicy}
 
+# %% ../nbs/01_envs.ipynb #f60da201
 def make_policy(name: str, action_space: spaces.Space, num_envs: int, seed: int = 0, **kw) -> Policy:
     "A data-collection policy by name: random | sticky (kw p) | brownian (kw sigma)."
     if name not in POLICIES: raise ValueError(f"unknown policy {name!r}; choose one of: {', '.join(POLICIES)}")

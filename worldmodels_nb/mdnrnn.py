@@ -47,6 +47,7 @@ class MDNRNNModelConfig:
     done_weight: float = 1.0  # weight of the done BCE
     min_log_sigma: float = -7.0  # floor of each Gaussian's log std (numerical safety)
 
+# %% ../nbs/06_mdnrnn.ipynb #2f2a8e18
 @dataclass
 class MDNRNNConfig:
     "Everything an M run needs; `vae_checkpoint` ties it to the V whose codes it models."
@@ -61,23 +62,27 @@ class MDNRNNConfig:
 
     def build_model(self): return MDNRNN(self.model)
 
-    @classmethod
-    def smoke(cls):
-        return cls(
-            MDNRNNModelConfig(hidden=32),
-            TrainConfig(max_steps=8, batch_size=8, lr=1e-3, log_every=4, val_every=4, val_batches=1, ckpt_every=4,
-                        monitor="val_nll"), seq_len=16)
-    @classmethod
-    def quick(cls):
-        return cls(MDNRNNModelConfig(),
-                   TrainConfig(max_steps=3000, batch_size=64, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
-                               val_batches=8, ckpt_every=500, monitor="val_nll"), seq_len=32)
-    @classmethod
-    def full(cls):  # the paper: LSTM 256, 5 mixtures, sequences of 1000, batch 100, Adam 1e-3, gradient clipping
-        return cls(
-            MDNRNNModelConfig(),
-            TrainConfig(max_steps=20_000, batch_size=100, lr=1e-3, schedule="constant", grad_clip=1.0, log_every=100,
-                        val_every=2000, val_batches=16, ckpt_every=2000, monitor="val_nll"), seq_len=1000)
+# %% ../nbs/06_mdnrnn.ipynb #25000451
+@patch(cls_method=True)
+def smoke(cls: MDNRNNConfig):
+    return cls(
+        MDNRNNModelConfig(hidden=32),
+        TrainConfig(max_steps=8, batch_size=8, lr=1e-3, log_every=4, val_every=4, val_batches=1, ckpt_every=4,
+                    monitor="val_nll"), seq_len=16)
+
+@patch(cls_method=True)
+def quick(cls: MDNRNNConfig):
+    return cls(MDNRNNModelConfig(),
+               TrainConfig(max_steps=3000, batch_size=64, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
+                           val_batches=8, ckpt_every=500, monitor="val_nll"), seq_len=32)
+
+@patch(cls_method=True)
+# the paper: LSTM 256, 5 mixtures, sequences of 1000, batch 100, Adam 1e-3, gradient clipping
+def full(cls: MDNRNNConfig):
+    return cls(
+        MDNRNNModelConfig(),
+        TrainConfig(max_steps=20_000, batch_size=100, lr=1e-3, schedule="constant", grad_clip=1.0, log_every=100,
+                    val_every=2000, val_batches=16, ckpt_every=2000, monitor="val_nll"), seq_len=1000)
 
 # %% ../nbs/06_mdnrnn.ipynb #81b0b13b
 def _vae_from_latents(lat_dir):
@@ -93,6 +98,7 @@ def _vae_from_latents(lat_dir):
     except Exception: return None, None
     return (vae, ck) if fingerprint(vae) == info.get("fingerprint") else (None, None)
 
+# %% ../nbs/06_mdnrnn.ipynb #36276bdf
 def latent_datasets(env: str = "procgen:coinrun", scale: str = "quick", data_root="data", out_dir="runs",
                     vae_overrides=(), progress: bool = True) -> dict:
     "V and the latent datasets of `env` at `scale`: reuses 05_vae's codes and checkpoint, else trains a V and encodes."
@@ -115,6 +121,7 @@ def latent_datasets(env: str = "procgen:coinrun", scale: str = "quick", data_roo
     return dict(vae=vae, vae_checkpoint=ck, vae_trained=trained, train=tr, val=va, heldout=lh, frames_train=train,
                 frames_heldout=held, vae_config=vcfg)
 
+# %% ../nbs/06_mdnrnn.ipynb #d4f5f3fe
 def resolve_model_config(cfg: MDNRNNConfig, lat) -> MDNRNNConfig:
     "Fill code size and action space in from a latent dataset."
     info = lat.manifest.get("latent")
@@ -147,27 +154,32 @@ class LatentSequences:
     def __len__(self): return len(self.frames)
     def __repr__(self): return f"LatentSequences({self.path.name}: {len(self.ep_len)} episodes, {len(self)} rows)"
 
-    def window(self, starts, T: int) -> dict:
-        "Windows of T rows from each start (B,), padded past the episode end; `mask` marks real rows."
-        starts = torch.as_tensor(starts, dtype=torch.long)
-        idx, end = starts[:, None] + torch.arange(T), self.ep_end[starts][:, None]  # (B, T), (B, 1)
-        mask = idx < end
-        idx = torch.minimum(idx, end - 1)  # repeat the last row in the padding (masked out)
-        return dict(frames=self.frames[idx], actions=self.actions[idx], rewards=self.rewards[idx] * mask,
-                    dones=self.dones[idx] & mask, truncated=self.truncated[idx] & mask, mask=mask)
+# %% ../nbs/06_mdnrnn.ipynb #0a188f14
+@patch
+def window(self: LatentSequences, starts, T: int) -> dict:
+    "Windows of T rows from each start (B,), padded past the episode end; `mask` marks real rows."
+    starts = torch.as_tensor(starts, dtype=torch.long)
+    idx, end = starts[:, None] + torch.arange(T), self.ep_end[starts][:, None]  # (B, T), (B, 1)
+    mask = idx < end
+    idx = torch.minimum(idx, end - 1)  # repeat the last row in the padding (masked out)
+    return dict(frames=self.frames[idx], actions=self.actions[idx], rewards=self.rewards[idx] * mask,
+                dones=self.dones[idx] & mask, truncated=self.truncated[idx] & mask, mask=mask)
 
-    def sample(self, batch_size: int, T: int, generator=None) -> dict:
-        rng = generator if isinstance(generator, np.random.Generator) else np.random.default_rng(generator)
-        return self.window(rng.integers(len(self), size=batch_size), T)
+@patch
+def sample(self: LatentSequences, batch_size: int, T: int, generator=None) -> dict:
+    rng = generator if isinstance(generator, np.random.Generator) else np.random.default_rng(generator)
+    return self.window(rng.integers(len(self), size=batch_size), T)
 
-    def sampler(self, batch_size: int, T: int, seed: int = 0):
-        "A `step -> batch` function for `core.fit`, deterministic in `step`."
-        return lambda step: self.sample(batch_size, T, np.random.default_rng([seed, step]))
+@patch
+def sampler(self: LatentSequences, batch_size: int, T: int, seed: int = 0):
+    "A `step -> batch` function for `core.fit`, deterministic in `step`."
+    return lambda step: self.sample(batch_size, T, np.random.default_rng([seed, step]))
 
-    def batches(self, T: int, batch_size: int = 64):
-        "Every row exactly once: each episode cut into consecutive windows of T (the last one padded)."
-        starts = np.concatenate([np.arange(s, s + n, T) for s, n in zip(self.ep_start, self.ep_len)])
-        for i in range(0, len(starts), batch_size): yield self.window(starts[i:i + batch_size], T)
+@patch
+def batches(self: LatentSequences, T: int, batch_size: int = 64):
+    "Every row exactly once: each episode cut into consecutive windows of T (the last one padded)."
+    starts = np.concatenate([np.arange(s, s + n, T) for s, n in zip(self.ep_start, self.ep_len)])
+    for i in range(0, len(starts), batch_size): yield self.window(starts[i:i + batch_size], T)
 
 # %% ../nbs/06_mdnrnn.ipynb #890c813b
 LOG_2PI = math.log(2 * math.pi)
@@ -192,6 +204,7 @@ def mdn_out_size(z_dim: int, K: int, mixture: str = "per_dim") -> int:
     if mixture not in ("per_dim", "joint"): raise ConfigError(f"unknown mixture {mixture!r}; choose per_dim or joint")
     return 3 * z_dim * K if mixture == "per_dim" else K * (2 * z_dim + 1)
 
+# %% ../nbs/06_mdnrnn.ipynb #19ee1a86
 def next_log_prob(p: dict, z):
     ("log p(z_{t+1}) for every transition of a window: the mixtures of "
      "steps 0..T-2 scored on the codes of steps 1..T-1 -> (B, T-1).")
@@ -240,6 +253,7 @@ def sample_latents(frames, generator=None):
     "z = mu + sigma * eps from stored [mu, logvar] rows (..., 2Z)."
     return reparameterize(*split_latents(frames), generator)  # 05_vae's one reparameterised sample
 
+# %% ../nbs/06_mdnrnn.ipynb #48e26263
 class MDNRNN(nn.Module):
     "LSTM over [z_t, a_t] -> mixture over z_{t+1}, reward r_t and done logit d_t."
     def __init__(self, cfg: MDNRNNModelConfig):
@@ -251,28 +265,6 @@ class MDNRNN(nn.Module):
         self.lstm = nn.LSTM(cfg.z_dim + self.act_in, cfg.hidden, batch_first=True)
         self.n_mdn = mdn_out_size(cfg.z_dim, cfg.num_mixtures, cfg.mixture)
         self.head = nn.Linear(cfg.hidden, self.n_mdn + 2)
-
-    def action_features(self, actions):
-        "Actions (B, T) int or (B, T, A) float -> (B, T, act_in) float."
-        if self.cfg.num_actions > 0:
-            if actions.dtype.is_floating_point or (actions.ndim == 3 and actions.shape[-1] != 1):
-                raise ValueError(f"expected discrete actions (B, T) of ints for {self.cfg.num_actions} "
-                                 f"actions, got {tuple(actions.shape)} {actions.dtype}")
-            a = actions.reshape(actions.shape[:2]).long()
-            if a.numel() and (a.min() < 0 or a.max() >= self.cfg.num_actions):
-                raise ValueError(
-                    f"action ids must lie in [0, {self.cfg.num_actions}), got {int(a.min())}..{int(a.max())}")
-            return F.one_hot(a, self.cfg.num_actions).float()
-        a = actions.float()
-        if a.ndim == 2: a = a[..., None]
-        if a.shape[-1] != self.cfg.action_dim:
-            raise ValueError(f"expected continuous actions (B, T, {self.cfg.action_dim}), got {tuple(actions.shape)}")
-        return a
-
-    def initial(self, B: int, device=None) -> tuple:
-        "Zero LSTM state (h, c), each (1, B, hidden)."
-        dev = device or self.head.weight.device
-        return tuple(torch.zeros(1, B, self.cfg.hidden, device=dev) for _ in range(2))
 
     def forward(self, z, actions, state=None):
         ("z (B, T, Z), actions (B, T[, A]) -> (mixture params, reward "
@@ -291,37 +283,64 @@ class MDNRNN(nn.Module):
         p, r, d, out, state = self(z[:, None], a[:, None], state)
         return {k: (v[:, 0] if torch.is_tensor(v) else v) for k, v in p.items()}, r[:, 0], d[:, 0], out[:, 0], state
 
-    def loss(self, batch: dict) -> dict:
-        c, frames = self.cfg, batch["frames"].float()
-        if frames.ndim != 3 or frames.shape[-1] != 2 * c.z_dim:
-            raise ValueError(f"expected latent rows (B, T, 2*{c.z_dim}) = [mu, logvar], "
-                             f"got {tuple(frames.shape)}; is this a latent dataset?")
-        mask = batch.get("mask", torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device))
-        # validation: the same noise every time
-        g = None if self.training else torch.Generator(frames.device).manual_seed(0)
-        z = sample_latents(frames, g) if c.sample_z else split_latents(frames)[0]
-        p, r, d, _, _ = self(z, batch["actions"])
-        nxt = (mask[:, 1:] & mask[:, :-1]).float()  # (B, T-1) transitions inside an episode
-        nll = -next_log_prob(p, z)  # (B, T-1)
-        m = mask.float()
-        nll_dim = (nll * nxt).sum() / nxt.sum().clamp(min=1) / c.z_dim
-        # on rewards / scale
-        r_mse = (((r - batch["rewards"].float()) / c.reward_scale).pow(2) * m).sum() / m.sum().clamp(min=1)
-        term = (batch["dones"] & ~batch["truncated"]).float()
-        d_bce = (F.binary_cross_entropy_with_logits(d, term, reduction="none") * m).sum() / m.sum().clamp(min=1)
-        # how many components M really uses: entropy of pi in nats (0 = one component, log K = all equally)
-        with torch.no_grad():
-            lpi = F.log_softmax(p["logits"][:, :-1], -1)
-            ent = -(lpi.exp() * lpi).sum(-1)
-            ent = (ent.mean(-1) if p["mixture"] == "per_dim" else ent)
-            ent = (ent * nxt).sum() / nxt.sum().clamp(min=1)
-        return {
-            "loss": nll_dim + c.reward_weight * r_mse + c.done_weight * d_bce,
-            "nll": nll_dim.detach(),
-            "mix_entropy": ent,
-            "reward_mse": r_mse.detach() * c.reward_scale**2,  # logged in the reward's own units
-            "done_bce": d_bce.detach(),
-        }
+# %% ../nbs/06_mdnrnn.ipynb #4582e995
+@patch
+def action_features(self: MDNRNN, actions):
+    "Actions (B, T) int or (B, T, A) float -> (B, T, act_in) float."
+    if self.cfg.num_actions > 0:
+        if actions.dtype.is_floating_point or (actions.ndim == 3 and actions.shape[-1] != 1):
+            raise ValueError(f"expected discrete actions (B, T) of ints for {self.cfg.num_actions} "
+                             f"actions, got {tuple(actions.shape)} {actions.dtype}")
+        a = actions.reshape(actions.shape[:2]).long()
+        if a.numel() and (a.min() < 0 or a.max() >= self.cfg.num_actions):
+            raise ValueError(
+                f"action ids must lie in [0, {self.cfg.num_actions}), got {int(a.min())}..{int(a.max())}")
+        return F.one_hot(a, self.cfg.num_actions).float()
+    a = actions.float()
+    if a.ndim == 2: a = a[..., None]
+    if a.shape[-1] != self.cfg.action_dim:
+        raise ValueError(f"expected continuous actions (B, T, {self.cfg.action_dim}), got {tuple(actions.shape)}")
+    return a
+
+@patch
+def initial(self: MDNRNN, B: int, device=None) -> tuple:
+    "Zero LSTM state (h, c), each (1, B, hidden)."
+    dev = device or self.head.weight.device
+    return tuple(torch.zeros(1, B, self.cfg.hidden, device=dev) for _ in range(2))
+
+# %% ../nbs/06_mdnrnn.ipynb #68b59c79
+@patch
+def loss(self: MDNRNN, batch: dict) -> dict:
+    c, frames = self.cfg, batch["frames"].float()
+    if frames.ndim != 3 or frames.shape[-1] != 2 * c.z_dim:
+        raise ValueError(f"expected latent rows (B, T, 2*{c.z_dim}) = [mu, logvar], "
+                         f"got {tuple(frames.shape)}; is this a latent dataset?")
+    mask = batch.get("mask", torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device))
+    # validation: the same noise every time
+    g = None if self.training else torch.Generator(frames.device).manual_seed(0)
+    z = sample_latents(frames, g) if c.sample_z else split_latents(frames)[0]
+    p, r, d, _, _ = self(z, batch["actions"])
+    nxt = (mask[:, 1:] & mask[:, :-1]).float()  # (B, T-1) transitions inside an episode
+    nll = -next_log_prob(p, z)  # (B, T-1)
+    m = mask.float()
+    nll_dim = (nll * nxt).sum() / nxt.sum().clamp(min=1) / c.z_dim
+    # on rewards / scale
+    r_mse = (((r - batch["rewards"].float()) / c.reward_scale).pow(2) * m).sum() / m.sum().clamp(min=1)
+    term = (batch["dones"] & ~batch["truncated"]).float()
+    d_bce = (F.binary_cross_entropy_with_logits(d, term, reduction="none") * m).sum() / m.sum().clamp(min=1)
+    # how many components M really uses: entropy of pi in nats (0 = one component, log K = all equally)
+    with torch.no_grad():
+        lpi = F.log_softmax(p["logits"][:, :-1], -1)
+        ent = -(lpi.exp() * lpi).sum(-1)
+        ent = (ent.mean(-1) if p["mixture"] == "per_dim" else ent)
+        ent = (ent * nxt).sum() / nxt.sum().clamp(min=1)
+    return {
+        "loss": nll_dim + c.reward_weight * r_mse + c.done_weight * d_bce,
+        "nll": nll_dim.detach(),
+        "mix_entropy": ent,
+        "reward_mse": r_mse.detach() * c.reward_scale**2,  # logged in the reward's own units
+        "done_bce": d_bce.detach(),
+    }
 
 # %% ../nbs/06_mdnrnn.ipynb #adc78417
 def train_mdnrnn(
@@ -355,6 +374,7 @@ class StaticZ(nn.Module):
         return self
     def transition_log_prob(self, z, actions): return normal_logpdf(z[:, 1:], z[:, :-1], self.log_s).sum(-1)  # (B, T-1)
 
+# %% ../nbs/06_mdnrnn.ipynb #01506839
 class GaussianZ(nn.Module):
     "Baseline: z_{t+1} ~ N(m, diag v), the mean and variance of all training codes (ignores the past)."
     def __init__(self):
@@ -379,6 +399,7 @@ def noise_floor(seqs: "LatentSequences") -> float:
     nxt[0] = False  # the rows that are predicted: t+1 for every such t
     return float((0.5 * (LOG_2PI + 1 + lv[nxt])).mean())
 
+# %% ../nbs/06_mdnrnn.ipynb #d4f47262
 @torch.no_grad()
 def evaluate_latents(
     model, seqs: "LatentSequences", T: int = 64, seed: int = 0, device="cpu", sample: bool = True) -> dict:
@@ -445,18 +466,22 @@ class VMWorldModel(nn.Module):
         B, T = batch["frames"].shape[:2]
         return self.mdn.loss({**batch, "frames": torch.cat([mu, logvar], -1).reshape(B, T, -1)})
 
-    def observe(self, frames, actions):
-        z = self.encode(frames)  # (B, k, Z)
-        state = None
-        if z.shape[1] > 1: state = self.mdn(z[:, :-1], actions, None)[-1]
-        return dict(z=z[:, -1], state=state)
+# %% ../nbs/06_mdnrnn.ipynb #d2adc604
+@patch
+def observe(self: VMWorldModel, frames, actions):
+    z = self.encode(frames)  # (B, k, Z)
+    state = None
+    if z.shape[1] > 1: state = self.mdn(z[:, :-1], actions, None)[-1]
+    return dict(z=z[:, -1], state=state)
 
-    def imagine(self, state: dict, actions):
-        g = torch.Generator(device=actions.device).manual_seed(self.seed)
-        zs = dream_codes(self.mdn, state["z"], actions, self.tau, g, state["state"], self.how)  # (B, H, Z)
-        B, H = zs.shape[:2]
-        return self.vae.decode(zs.reshape(B * H, -1)).reshape(B, H, *self.vae.cfg.obs_shape)
+@patch
+def imagine(self: VMWorldModel, state: dict, actions):
+    g = torch.Generator(device=actions.device).manual_seed(self.seed)
+    zs = dream_codes(self.mdn, state["z"], actions, self.tau, g, state["state"], self.how)  # (B, H, Z)
+    B, H = zs.shape[:2]
+    return self.vae.decode(zs.reshape(B * H, -1)).reshape(B, H, *self.vae.cfg.obs_shape)
 
+# %% ../nbs/06_mdnrnn.ipynb #05ee58f5
 class VOracle(nn.Module):
     "The V ceiling: 'predicts' each future frame as V's reconstruction of the true frame (needs the targets: cheats)."
     def __init__(self, vae, targets_fn):

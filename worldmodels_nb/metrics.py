@@ -15,6 +15,7 @@ import glob, json, math
 from pathlib import Path
 from typing import Any, Iterable, Protocol, runtime_checkable
 
+from fastcore.basics import patch
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -117,18 +118,27 @@ class MeanFrame(nn.Module):
         if n == 0: raise ValueError("MeanFrame.fit got no frames; pass a (N, C, H, W) tensor or clip batches")
         self.mean = (total / n).float().to(self.mean.device)
         return self
-    def _check(self):
-        if self.mean.numel() == 0:
-            raise RuntimeError("MeanFrame is not fitted; call MeanFrame().fit(training_frames) first")
-    def loss(self, batch):
-        self._check()
-        x = to_unit(batch["frames"])
-        return {"loss": mse(x, self.mean.expand_as(x), _fdims(x)).mean()}
-    def observe(self, frames, actions):
-        self._check()
-        return frames[:, -1]
-    # (B, H, C, H, W)
-    def imagine(self, state, actions): return self.mean.expand(len(state), actions.shape[1], *self.mean.shape)
+
+# %% ../nbs/03_metrics.ipynb #c7be5848
+@patch
+def _check(self: MeanFrame):
+    if self.mean.numel() == 0:
+        raise RuntimeError("MeanFrame is not fitted; call MeanFrame().fit(training_frames) first")
+
+@patch
+def loss(self: MeanFrame, batch):
+    self._check()
+    x = to_unit(batch["frames"])
+    return {"loss": mse(x, self.mean.expand_as(x), _fdims(x)).mean()}
+
+@patch
+def observe(self: MeanFrame, frames, actions):
+    self._check()
+    return frames[:, -1]
+
+# (B, H, C, H, W)
+@patch
+def imagine(self: MeanFrame, state, actions): return self.mean.expand(len(state), actions.shape[1], *self.mean.shape)
 
 # %% ../nbs/03_metrics.ipynb #1d10dc0a
 def _clip_parts(batch: dict, k: int, H: int, device):
@@ -240,6 +250,7 @@ def evaluate_rollouts(model, clips: Iterable[dict], context: int = 4, horizon: i
         if per_dim: res["mse_per_dim"] = (torch.stack(per["dim"]).sum(0) / n).tolist()  # (H, D), mean over clips
     return res
 
+# %% ../nbs/03_metrics.ipynb #6c72c2e3
 def save_eval(path, results: dict) -> Path:
     "Write evaluation results to `path` (eval.json) atomically; inf / nan are written as JSON Infinity / NaN."
     return atomic_write_text(path, json.dumps(results, indent=1))
@@ -282,6 +293,7 @@ def derangement(n: int, seed: int = 0) -> Tensor:
     idx[p] = p.roll(-1)
     return idx
 
+# %% ../nbs/03_metrics.ipynb #14f5c5b9
 @torch.no_grad()
 def controllability(model, clips: Iterable[dict], context: int = 4, horizon: int = 32, device="cpu",
                     max_clips: int | None = None, seed: int = 0, std=None) -> dict:

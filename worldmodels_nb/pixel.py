@@ -233,6 +233,7 @@ def dream_step(self: PixelWorldModel, state: dict, actions, tau: float = 1.0, ge
     zero = nxt.new_zeros(len(nxt))
     return state, zero, zero
 
+# %% ../nbs/04_pixel.ipynb #d08340a4
 @patch
 def dream_observe(self: PixelWorldModel, state: dict, actions, frames) -> dict:
     "The context window shifted by one real frame (B, C, H, W) in [0, 1] and the action that led to it."

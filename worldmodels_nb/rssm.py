@@ -60,14 +60,18 @@ class RSSMModelConfig:
     # >0: the RSSM works on the mean latent of a jointly trained MLP VAE of this size (the FACTR RSSM's option)
     vae_latent: int = 0
     vae_beta: float = 1.0  # weight of the VAE's KL to N(0, I)
-    @classmethod
-    def factr(cls):
-        return cls(stoch=64, deter=128, hidden=128, embed=128, free_nats=1.0, kl_balance=0.8, kl_warmup=2000)
-    @property
-    def pixels(self) -> bool: return len(self.obs_shape) == 3  # frames (C, H, W) rather than states (D,)
-    @property
-    # width of the action input (one-hot or continuous)
-    def act_size(self) -> int: return self.num_actions or self.action_dim
+
+# %% ../nbs/08_rssm.ipynb #9502ddbd
+@patch(cls_method=True)
+def factr(cls: RSSMModelConfig):
+    return cls(stoch=64, deter=128, hidden=128, embed=128, free_nats=1.0, kl_balance=0.8, kl_warmup=2000)
+
+@patch(as_prop=True)
+def pixels(self: RSSMModelConfig) -> bool: return len(self.obs_shape) == 3  # frames (C, H, W) rather than states (D,)
+
+# width of the action input (one-hot or continuous)
+@patch(as_prop=True)
+def act_size(self: RSSMModelConfig) -> int: return self.num_actions or self.action_dim
 
 # %% ../nbs/08_rssm.ipynb #1c623a9c
 @dataclass
@@ -83,25 +87,29 @@ class RSSMConfig:
     env: str = "HalfCheetah-v5"
     # normalisation stats come back with the checkpoint's buffers
     def build_model(self): return RSSMWorldModel(self.model)
-    @classmethod
-    def smoke(cls):
-        return cls(
-            DataConfig(4000, 2000, policy="random"), 16, 4, 8,
-            RSSMModelConfig(stoch=8, deter=32, hidden=32, embed=32, groups=4, classes=4, kl_warmup=10),
-            TrainConfig(max_steps=20, batch_size=8, lr=1e-3, log_every=5, val_every=10, val_batches=2, ckpt_every=10,
-                        monitor="val_open_loop_mse"))
-    @classmethod
-    def quick(cls):
-        return cls(DataConfig(300_000, 30_000, policy="random"), 50, 10, 50,
-                   RSSMModelConfig(stoch=32, deter=128, hidden=128, embed=128, kl_warmup=500),
-                   TrainConfig(max_steps=4000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
-                               val_batches=4, ckpt_every=500, monitor="val_open_loop_mse"))
-    @classmethod
-    def full(cls):
-        return cls(
-            DataConfig(1_000_000, 50_000, policy="random"), 45, 10, 50, RSSMModelConfig.factr(),
-            TrainConfig(max_steps=100_000, batch_size=128, lr=3e-4, log_every=100, val_every=2000, val_batches=16,
-                        ckpt_every=2000, monitor="val_open_loop_mse"))
+
+# %% ../nbs/08_rssm.ipynb #4f2709b0
+@patch(cls_method=True)
+def smoke(cls: RSSMConfig):
+    return cls(
+        DataConfig(4000, 2000, policy="random"), 16, 4, 8,
+        RSSMModelConfig(stoch=8, deter=32, hidden=32, embed=32, groups=4, classes=4, kl_warmup=10),
+        TrainConfig(max_steps=20, batch_size=8, lr=1e-3, log_every=5, val_every=10, val_batches=2, ckpt_every=10,
+                    monitor="val_open_loop_mse"))
+
+@patch(cls_method=True)
+def quick(cls: RSSMConfig):
+    return cls(DataConfig(300_000, 30_000, policy="random"), 50, 10, 50,
+               RSSMModelConfig(stoch=32, deter=128, hidden=128, embed=128, kl_warmup=500),
+               TrainConfig(max_steps=4000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
+                           val_batches=4, ckpt_every=500, monitor="val_open_loop_mse"))
+
+@patch(cls_method=True)
+def full(cls: RSSMConfig):
+    return cls(
+        DataConfig(1_000_000, 50_000, policy="random"), 45, 10, 50, RSSMModelConfig.factr(),
+        TrainConfig(max_steps=100_000, batch_size=128, lr=3e-4, log_every=100, val_every=2000, val_batches=16,
+                    ckpt_every=2000, monitor="val_open_loop_mse"))
 
 # %% ../nbs/08_rssm.ipynb #74a3c5fb
 def resolve_model_config(c: RSSMModelConfig, ds) -> RSSMModelConfig:
@@ -175,40 +183,47 @@ class RSSM(nn.Module):
         c = self.c
         return categorical_stats(x, c.groups, c.classes, c.unimix) if self.cat else gaussian_stats(x, c.min_std)
 
-    def initial(self, B: int) -> dict:
-        "The zero state h_0, z_0 for a batch of B."
-        w = self.gru.weight_hh
-        return dict(h=w.new_zeros(B, self.c.deter), z=w.new_zeros(B, self.z_dim))
+# %% ../nbs/08_rssm.ipynb #f74c5498
+@patch
+def initial(self: RSSM, B: int) -> dict:
+    "The zero state h_0, z_0 for a batch of B."
+    w = self.gru.weight_hh
+    return dict(h=w.new_zeros(B, self.c.deter), z=w.new_zeros(B, self.z_dim))
 
-    def img_step(self, state: dict, a, sample: bool = True, generator=None) -> dict:
-        "Prior state at t from the state at t-1 and action a_{t-1} (B, A); `generator` seeds the sample."
-        h = self.gru(self.inp(torch.cat([state["z"], a], -1)), state["h"])  # (B, deter)
-        st = self.stats(self.prior_net(h))
-        return dict(h=h, z=sample_latent(st, sample, generator), **st)
+@patch
+def img_step(self: RSSM, state: dict, a, sample: bool = True, generator=None) -> dict:
+    "Prior state at t from the state at t-1 and action a_{t-1} (B, A); `generator` seeds the sample."
+    h = self.gru(self.inp(torch.cat([state["z"], a], -1)), state["h"])  # (B, deter)
+    st = self.stats(self.prior_net(h))
+    return dict(h=h, z=sample_latent(st, sample, generator), **st)
 
-    def obs_step(self, state: dict, a, e, sample: bool = True) -> tuple[dict, dict]:
-        "(posterior, prior) at t from the state at t-1, a_{t-1} and the embedding e_t (B, E)."
-        prior = self.img_step(state, a, sample)
-        st = self.stats(self.post_net(torch.cat([prior["h"], e], -1)))
-        return dict(h=prior["h"], z=sample_latent(st, sample), **st), prior
+@patch
+def obs_step(self: RSSM, state: dict, a, e, sample: bool = True) -> tuple[dict, dict]:
+    "(posterior, prior) at t from the state at t-1, a_{t-1} and the embedding e_t (B, E)."
+    prior = self.img_step(state, a, sample)
+    st = self.stats(self.post_net(torch.cat([prior["h"], e], -1)))
+    return dict(h=prior["h"], z=sample_latent(st, sample), **st), prior
 
-    def observe(self, embeds, prev_actions, state: dict | None = None, sample: bool = True) -> tuple[dict, dict]:
-        "Posterior and prior states (B, T, ...) for embeddings e_{1:T} (B, T, E) and actions a_{0:T-1} (B, T, A)."
-        state = self.initial(embeds.shape[0]) if state is None else state
-        posts, priors = [], []
-        for t in range(embeds.shape[1]):
-            state, prior = self.obs_step(state, prev_actions[:, t], embeds[:, t], sample)
-            posts.append(state)
-            priors.append(prior)
-        return stack_states(posts), stack_states(priors)
+# %% ../nbs/08_rssm.ipynb #befc291d
+@patch
+def observe(self: RSSM, embeds, prev_actions, state: dict | None = None, sample: bool = True) -> tuple[dict, dict]:
+    "Posterior and prior states (B, T, ...) for embeddings e_{1:T} (B, T, E) and actions a_{0:T-1} (B, T, A)."
+    state = self.initial(embeds.shape[0]) if state is None else state
+    posts, priors = [], []
+    for t in range(embeds.shape[1]):
+        state, prior = self.obs_step(state, prev_actions[:, t], embeds[:, t], sample)
+        posts.append(state)
+        priors.append(prior)
+    return stack_states(posts), stack_states(priors)
 
-    def imagine(self, state: dict, actions, sample: bool = True) -> dict:
-        "Prior states (B, H, ...) reached from `state` by actions (B, H, A)."
-        states = []
-        for t in range(actions.shape[1]):
-            state = self.img_step(state, actions[:, t], sample)
-            states.append(state)
-        return stack_states(states)
+@patch
+def imagine(self: RSSM, state: dict, actions, sample: bool = True) -> dict:
+    "Prior states (B, H, ...) reached from `state` by actions (B, H, A)."
+    states = []
+    for t in range(actions.shape[1]):
+        state = self.img_step(state, actions[:, t], sample)
+        states.append(state)
+    return stack_states(states)
 
 # %% ../nbs/08_rssm.ipynb #439ce536
 def conv_encoder(C: int, d: int) -> nn.Sequential:
@@ -272,100 +287,120 @@ class RSSMWorldModel(nn.Module):
                 f"{name}_std", torch.tensor(s.get("std", [1.0] * n), dtype=torch.float32).clamp_min(1e-6))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # training loss calls (KL warm-up)
 
-    def norm_obs(self, frames):
-        "Raw states -> normalised (B, T, D); uint8 or [0, 1] frames -> [-0.5, 0.5] (B, T, C, H, W)."
-        if self.c.pixels: return to_unit(frames) - 0.5
-        return (frames.float() - self.obs_mean) / self.obs_std
+# %% ../nbs/08_rssm.ipynb #dbeaa055
+@patch
+def norm_obs(self: RSSMWorldModel, frames):
+    "Raw states -> normalised (B, T, D); uint8 or [0, 1] frames -> [-0.5, 0.5] (B, T, C, H, W)."
+    if self.c.pixels: return to_unit(frames) - 0.5
+    return (frames.float() - self.obs_mean) / self.obs_std
 
-    def denorm_obs(self, x):
-        return (x + 0.5).clamp(0, 1) if self.c.pixels else x * self.obs_std + self.obs_mean
+@patch
+def denorm_obs(self: RSSMWorldModel, x):
+    return (x + 0.5).clamp(0, 1) if self.c.pixels else x * self.obs_std + self.obs_mean
 
-    def targets(self, frames):
-        "What the RSSM encodes and reconstructs: normalised observations, or their (stop-gradient) VAE means."
-        x = self.norm_obs(frames)
-        return x if self.vae is None else self.vae.mean(x).detach()
+@patch
+def targets(self: RSSMWorldModel, frames):
+    "What the RSSM encodes and reconstructs: normalised observations, or their (stop-gradient) VAE means."
+    x = self.norm_obs(frames)
+    return x if self.vae is None else self.vae.mean(x).detach()
 
-    def outputs(self, y):
-        "RSSM decoder outputs back in the frames' units (through the VAE decoder if there is one)."
-        return self.denorm_obs(y if self.vae is None else self.vae.dec(y))
+@patch
+def outputs(self: RSSMWorldModel, y):
+    "RSSM decoder outputs back in the frames' units (through the VAE decoder if there is one)."
+    return self.denorm_obs(y if self.vae is None else self.vae.dec(y))
 
-    def prep_actions(self, actions):
-        "Normalised continuous actions, or one-hot discrete ones: (B, T, A)."
-        if self.c.num_actions > 0: return F.one_hot(actions.long(), self.c.num_actions).float()
-        return (actions - self.act_mean) / self.act_std
+# %% ../nbs/08_rssm.ipynb #12e6f4cd
+@patch
+def prep_actions(self: RSSMWorldModel, actions):
+    "Normalised continuous actions, or one-hot discrete ones: (B, T, A)."
+    if self.c.num_actions > 0: return F.one_hot(actions.long(), self.c.num_actions).float()
+    return (actions - self.act_mean) / self.act_std
 
-    def embed(self, x):
-        "(B, T, ...) normalised observations -> (B, T, E)."
-        if self.c.pixels: return self.encoder(x.flatten(0, 1)).unflatten(0, x.shape[:2])  # (B, T, E)
-        return self.encoder(windows(x, self.c.obs_window))
+@patch
+def embed(self: RSSMWorldModel, x):
+    "(B, T, ...) normalised observations -> (B, T, E)."
+    if self.c.pixels: return self.encoder(x.flatten(0, 1)).unflatten(0, x.shape[:2])  # (B, T, E)
+    return self.encoder(windows(x, self.c.obs_window))
 
-    def decode(self, state: dict):
-        "Normalised observations (B, T, ...) from states (B, T, ...)."
-        feat = torch.cat([state["h"], state["z"]], -1)  # (B, T, deter + z)
-        if self.c.pixels: return self.decoder(feat.flatten(0, 1)).unflatten(0, feat.shape[:2])  # (B, T, C, H, W)
-        return self.decoder(feat)
+@patch
+def decode(self: RSSMWorldModel, state: dict):
+    "Normalised observations (B, T, ...) from states (B, T, ...)."
+    feat = torch.cat([state["h"], state["z"]], -1)  # (B, T, deter + z)
+    if self.c.pixels: return self.decoder(feat.flatten(0, 1)).unflatten(0, feat.shape[:2])  # (B, T, C, H, W)
+    return self.decoder(feat)
 
-    def filter(self, frames, actions, sample: bool = True):
-        "RSSM targets and (posterior, prior) states of a clip; `actions[:, t]` leads from frame t to t+1."
-        x, a = self.targets(frames), self.prep_actions(actions)
-        prev = torch.cat([a.new_zeros(a.shape[0], 1, a.shape[-1]), a[:, :-1]], 1)  # (B, T, A): a_{t-1}, zero at t=0
-        return x, *self.rssm.observe(self.embed(x), prev, sample=sample)
+@patch
+def filter(self: RSSMWorldModel, frames, actions, sample: bool = True):
+    "RSSM targets and (posterior, prior) states of a clip; `actions[:, t]` leads from frame t to t+1."
+    x, a = self.targets(frames), self.prep_actions(actions)
+    prev = torch.cat([a.new_zeros(a.shape[0], 1, a.shape[-1]), a[:, :-1]], 1)  # (B, T, A): a_{t-1}, zero at t=0
+    return x, *self.rssm.observe(self.embed(x), prev, sample=sample)
 
-    def kl_weight(self) -> float:
-        c = self.c
-        return c.kl_scale * (min(1.0, self.updates.item() / c.kl_warmup) if c.kl_warmup > 0 else 1.0)
+# %% ../nbs/08_rssm.ipynb #10f8335c
+@patch
+def kl_weight(self: RSSMWorldModel) -> float:
+    c = self.c
+    return c.kl_scale * (min(1.0, self.updates.item() / c.kl_warmup) if c.kl_warmup > 0 else 1.0)
 
-    def loss(self, batch: dict) -> dict:
-        "Reconstruction + warmed-up balanced KL (+ reward, continue) on a clip batch."
-        if self.training: self.updates += 1
-        x, post, prior = self.filter(batch["frames"], batch["actions"])
-        err = (self.decode(post) - x) ** 2  # (B, T, ...)
-        recon = err.flatten(2).sum(-1).mean()
-        stats = lambda s: {k: v for k, v in s.items() if k not in ("h", "z")}
-        kl_term, kl = kl_loss(stats(post), stats(prior), self.c.kl_balance, self.c.free_nats)
-        beta = self.kl_weight()
-        out = dict(recon=recon, recon_mse=err.mean().detach(), kl=kl, kl_weight=torch.tensor(beta))
-        total = recon + beta * kl_term
-        if self.vae is not None:
-            out["vae_recon"], out["vae_kl"] = self.vae.loss(self.norm_obs(batch["frames"]))
-            total = total + out["vae_recon"] + self.c.vae_beta * out["vae_kl"]
-        feat = torch.cat([post["h"], post["z"]], -1)[:, 1:]  # (B, T-1, F): states after actions 0..T-2
-        if self.reward is not None:
-            out["reward"] = ((self.reward(feat).squeeze(-1) - batch["rewards"][:, :-1].float()) ** 2).mean()
-            total = total + out["reward"]
-        # from the prior after each action, as the dream predicts it: an episode's last step has no next frame
-        if self.cont is not None:
-            pf = self.cont_features(post, prior, batch["actions"])  # (B, T, F): after actions 0..T-1
-            term = batch["dones"] & ~batch.get("truncated", torch.zeros_like(batch["dones"]))  # (B, T)
-            w = 1 + (self.c.term_weight - 1) * term.float()  # (B, T)
-            out["cont"] = F.binary_cross_entropy_with_logits(self.cont(pf).squeeze(-1), (~term).float(), weight=w)
-            total = total + out["cont"]
-        out["loss"] = total
-        return out
+# %% ../nbs/08_rssm.ipynb #0ab4e3cc
+@patch
+def loss(self: RSSMWorldModel, batch: dict) -> dict:
+    "Reconstruction + warmed-up balanced KL (+ reward, continue) on a clip batch."
+    if self.training: self.updates += 1
+    x, post, prior = self.filter(batch["frames"], batch["actions"])
+    err = (self.decode(post) - x) ** 2  # (B, T, ...)
+    recon = err.flatten(2).sum(-1).mean()
+    stats = lambda s: {k: v for k, v in s.items() if k not in ("h", "z")}
+    kl_term, kl = kl_loss(stats(post), stats(prior), self.c.kl_balance, self.c.free_nats)
+    beta = self.kl_weight()
+    out = dict(recon=recon, recon_mse=err.mean().detach(), kl=kl, kl_weight=torch.tensor(beta))
+    total = recon + beta * kl_term
+    if self.vae is not None:
+        out["vae_recon"], out["vae_kl"] = self.vae.loss(self.norm_obs(batch["frames"]))
+        total = total + out["vae_recon"] + self.c.vae_beta * out["vae_kl"]
+    feat = torch.cat([post["h"], post["z"]], -1)[:, 1:]  # (B, T-1, F): states after actions 0..T-2
+    if self.reward is not None:
+        out["reward"] = ((self.reward(feat).squeeze(-1) - batch["rewards"][:, :-1].float()) ** 2).mean()
+        total = total + out["reward"]
+    # from the prior after each action, as the dream predicts it: an episode's last step has no next frame
+    if self.cont is not None:
+        pf = self.cont_features(post, prior, batch["actions"])  # (B, T, F): after actions 0..T-1
+        term = batch["dones"] & ~batch.get("truncated", torch.zeros_like(batch["dones"]))  # (B, T)
+        w = 1 + (self.c.term_weight - 1) * term.float()  # (B, T)
+        out["cont"] = F.binary_cross_entropy_with_logits(self.cont(pf).squeeze(-1), (~term).float(), weight=w)
+        total = total + out["cont"]
+    out["loss"] = total
+    return out
 
-    def observe(self, frames, actions) -> dict:
-        "Posterior state (mode) after k context frames (B, k, ...) and the k-1 actions between them."
-        if frames.shape[1] < 1 or actions.shape[1] != frames.shape[1] - 1:
-            raise ValueError(f"observe needs k >= 1 frames and the k-1 actions between them; "
-                             f"got {frames.shape[1]} frames and {actions.shape[1]} actions")
-        pad = actions[:, :1] if actions.shape[1] else actions.new_zeros((actions.shape[0], 1) + actions.shape[2:])
-        _, post, _ = self.filter(frames, torch.cat([actions, pad], 1), sample=False)  # the padded last action is unused
-        return {k: v[:, -1] for k, v in post.items()}
+# %% ../nbs/08_rssm.ipynb #548f050a
+@patch
+def observe(self: RSSMWorldModel, frames, actions) -> dict:
+    "Posterior state (mode) after k context frames (B, k, ...) and the k-1 actions between them."
+    if frames.shape[1] < 1 or actions.shape[1] != frames.shape[1] - 1:
+        raise ValueError(f"observe needs k >= 1 frames and the k-1 actions between them; "
+                         f"got {frames.shape[1]} frames and {actions.shape[1]} actions")
+    pad = actions[:, :1] if actions.shape[1] else actions.new_zeros((actions.shape[0], 1) + actions.shape[2:])
+    _, post, _ = self.filter(frames, torch.cat([actions, pad], 1), sample=False)  # the padded last action is unused
+    return {k: v[:, -1] for k, v in post.items()}
 
-    def imagine(self, state: dict, actions, sample: bool = False):
-        "Decoded open-loop predictions (B, H, ...) for actions (B, H[, A]) taken from `state` on."
-        return self.outputs(self.decode(self.rssm.imagine(state, self.prep_actions(actions), sample)))
+@patch
+def imagine(self: RSSMWorldModel, state: dict, actions, sample: bool = False):
+    "Decoded open-loop predictions (B, H, ...) for actions (B, H[, A]) taken from `state` on."
+    return self.outputs(self.decode(self.rssm.imagine(state, self.prep_actions(actions), sample)))
 
-    def reconstruct(self, frames, actions):
-        "Posterior (mode) reconstructions (B, T, ...) of a clip, in the frames' units."
-        _, post, _ = self.filter(frames, actions, sample=False)
-        return self.outputs(self.decode(post))
+@patch
+def reconstruct(self: RSSMWorldModel, frames, actions):
+    "Posterior (mode) reconstructions (B, T, ...) of a clip, in the frames' units."
+    _, post, _ = self.filter(frames, actions, sample=False)
+    return self.outputs(self.decode(post))
 
-    def dream(self, actions):
-        "Unconditional prior predictions (B, T, ...) from `initial`, for the actions of a clip (B, T[, A])."
-        a = self.prep_actions(actions)
-        prev = torch.cat([a.new_zeros(a.shape[0], 1, a.shape[-1]), a[:, :-1]], 1)  # (B, T, A)
-        return self.outputs(self.decode(self.rssm.imagine(self.rssm.initial(a.shape[0]), prev, sample=False)))
+# %% ../nbs/08_rssm.ipynb #66c196e5
+@patch
+def dream(self: RSSMWorldModel, actions):
+    "Unconditional prior predictions (B, T, ...) from `initial`, for the actions of a clip (B, T[, A])."
+    a = self.prep_actions(actions)
+    prev = torch.cat([a.new_zeros(a.shape[0], 1, a.shape[-1]), a[:, :-1]], 1)  # (B, T, A)
+    return self.outputs(self.decode(self.rssm.imagine(self.rssm.initial(a.shape[0]), prev, sample=False)))
 
 # %% ../nbs/08_rssm.ipynb #f63028d2
 @patch
@@ -465,6 +500,7 @@ def plot_dim_errors(curves: dict, dims=None, ncols: int = 6):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/08_rssm.ipynb #5dc81c47
 @torch.no_grad()
 def plot_sequence(model, clip: dict, dims=(0, 3, 5), context: int = 10, row: int = 0):
     "True vs posterior-reconstructed vs open-loop (after `context` steps) trajectories of one clip, for `dims`."
@@ -507,6 +543,7 @@ def open_loop_val(cfg: RSSMConfig, val_ds, max_clips: int = 128, batch_size: int
         return out
     return val_fn
 
+# %% ../nbs/08_rssm.ipynb #198e0ca8
 def train_rssm(
     cfg: RSSMConfig, train_ds, val_ds=None, out_dir="runs", run_dir=None, progress: bool = True, name: str = "rssm"):
     ("Train an RSSM world model with `core.fit` on EpisodeDataset views "
@@ -549,6 +586,7 @@ def dream_observe(self: RSSMWorldModel, state: dict, actions, frames) -> dict:
 @patch
 def dream_features(self: RSSMWorldModel, state: dict): return torch.cat([state["h"], state["z"]], -1)  # (B, deter + z)
 
+# %% ../nbs/08_rssm.ipynb #85339171
 @patch
 def dream_decode(self: RSSMWorldModel, state: dict):
     return self.outputs(self.decode({k: v[:, None] for k, v in state.items()}))[:, 0]

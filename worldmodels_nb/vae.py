@@ -14,6 +14,7 @@ import hashlib, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fastcore.basics import patch
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -52,33 +53,37 @@ class VAEConfig:
 
     def build_model(self): return (ConvVAE if self.model.kind == "vae" else ConvAutoencoder)(self.model)
 
-    @classmethod
-    def smoke(cls):
-        return cls(
-            DataConfig(3_000, 1_500, "0:20", "100000:100020"), VAEModelConfig(width=8),
-            TrainConfig(max_steps=6, batch_size=8, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3,
-                        monitor="val_recon_mse"))
-    @classmethod
-    def quick(cls):
-        return cls(DataConfig(), VAEModelConfig(),
-                   TrainConfig(max_steps=2000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
-                               val_batches=4, ckpt_every=500, monitor="val_recon_mse"))
-    @classmethod
-    def full(cls):  # the paper: batch 100, Adam 1e-4, no clipping
-        return cls(
-            DataConfig(1_000_000, 50_000), VAEModelConfig(),
-            TrainConfig(max_steps=100_000, batch_size=100, lr=1e-4, schedule="constant", grad_clip=0.0, log_every=100,
-                        val_every=5000, val_batches=16, ckpt_every=5000, monitor="val_recon_mse"))
+# %% ../nbs/05_vae.ipynb #9977a268
+@patch(cls_method=True)
+def smoke(cls: VAEConfig):
+    return cls(
+        DataConfig(3_000, 1_500, "0:20", "100000:100020"), VAEModelConfig(width=8),
+        TrainConfig(max_steps=6, batch_size=8, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3,
+                    monitor="val_recon_mse"))
 
-    @classmethod
-    def for_env(cls, scale: str, env: str = "procgen:coinrun"):
-        "The `scale` preset with `env`'s data settings (`data.data_config`); low-dim environments are refused."
-        from worldmodels_nb.envs import env_family
-        cfg, fam = preset(cls, scale), env_family(env)
-        if fam == "mujoco":
-            raise ConfigError(f"the ConvVAE needs pixel observations; {env} is a {fam} (low-dim) environment")
-        cfg.env, cfg.data = env, data_config(env, scale)
-        return cfg
+@patch(cls_method=True)
+def quick(cls: VAEConfig):
+    return cls(DataConfig(), VAEModelConfig(),
+               TrainConfig(max_steps=2000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
+                           val_batches=4, ckpt_every=500, monitor="val_recon_mse"))
+
+@patch(cls_method=True)
+def full(cls: VAEConfig):  # the paper: batch 100, Adam 1e-4, no clipping
+    return cls(
+        DataConfig(1_000_000, 50_000), VAEModelConfig(),
+        TrainConfig(max_steps=100_000, batch_size=100, lr=1e-4, schedule="constant", grad_clip=0.0, log_every=100,
+                    val_every=5000, val_batches=16, ckpt_every=5000, monitor="val_recon_mse"))
+
+# %% ../nbs/05_vae.ipynb #a2a53140
+@patch(cls_method=True)
+def for_env(cls: VAEConfig, scale: str, env: str = "procgen:coinrun"):
+    "The `scale` preset with `env`'s data settings (`data.data_config`); low-dim environments are refused."
+    from worldmodels_nb.envs import env_family
+    cfg, fam = preset(cls, scale), env_family(env)
+    if fam == "mujoco":
+        raise ConfigError(f"the ConvVAE needs pixel observations; {env} is a {fam} (low-dim) environment")
+    cfg.env, cfg.data = env, data_config(env, scale)
+    return cfg
 
 # %% ../nbs/05_vae.ipynb #fb8619e2
 def encoder_trunk(C: int, w: int) -> nn.Sequential:
@@ -146,28 +151,35 @@ class ConvVAE(nn.Module):
         mu, logvar = self.encode(x)
         z = reparameterize(mu, logvar)
         return self.decode(z), mu, logvar, z
-    @torch.no_grad()
-    def reconstruct(self, x): return self.decode(self.encode(x)[0])  # dec(mu): deterministic
-    @torch.no_grad()
-    def sample(self, n: int, generator=None):
-        "Decode n draws z ~ N(0, I)."
-        z = torch.randn(n, self.cfg.z_dim, generator=generator).to(self.fc_mu.weight.device)
-        return self.decode(z)
 
-    def loss(self, batch) -> dict:
-        c, x = self.cfg, to_unit(batch["frames"]).flatten(0, -4)  # (B, T, C, H, W) -> (N, C, H, W)
-        xh, mu, logvar, z = self(x)
-        sse = (xh - x).pow(2).flatten(1).sum(1)  # (N,) squared error per image
-        kl = kl_diag_gaussian(mu, logvar).sum(1)  # (N,) nats per image
-        beta = beta_at(int(self.updates), c.beta, c.beta_warmup)
-        loss = sse.mean() + beta * free_bits(kl, c.kl_tolerance, c.z_dim).mean()
-        if c.recon == "mean": loss = loss / x[0].numel()
-        elif c.recon != "sum": raise ConfigError(f"unknown model.recon {c.recon!r}; choose sum or mean")
-        if self.training:
-            with torch.no_grad(): self.updates += 1
-        return {"loss": loss, "recon": sse.mean().detach(), "kl": kl.mean().detach(),
-                "kl_per_dim": kl.mean().detach() / c.z_dim, "mse": sse.mean().detach() / x[0].numel(),
-                "beta": torch.tensor(beta)}
+# %% ../nbs/05_vae.ipynb #d267b178
+@patch
+@torch.no_grad()
+def reconstruct(self: ConvVAE, x): return self.decode(self.encode(x)[0])  # dec(mu): deterministic
+
+@patch
+@torch.no_grad()
+def sample(self: ConvVAE, n: int, generator=None):
+    "Decode n draws z ~ N(0, I)."
+    z = torch.randn(n, self.cfg.z_dim, generator=generator).to(self.fc_mu.weight.device)
+    return self.decode(z)
+
+# %% ../nbs/05_vae.ipynb #0beba5a3
+@patch
+def loss(self: ConvVAE, batch) -> dict:
+    c, x = self.cfg, to_unit(batch["frames"]).flatten(0, -4)  # (B, T, C, H, W) -> (N, C, H, W)
+    xh, mu, logvar, z = self(x)
+    sse = (xh - x).pow(2).flatten(1).sum(1)  # (N,) squared error per image
+    kl = kl_diag_gaussian(mu, logvar).sum(1)  # (N,) nats per image
+    beta = beta_at(int(self.updates), c.beta, c.beta_warmup)
+    loss = sse.mean() + beta * free_bits(kl, c.kl_tolerance, c.z_dim).mean()
+    if c.recon == "mean": loss = loss / x[0].numel()
+    elif c.recon != "sum": raise ConfigError(f"unknown model.recon {c.recon!r}; choose sum or mean")
+    if self.training:
+        with torch.no_grad(): self.updates += 1
+    return {"loss": loss, "recon": sse.mean().detach(), "kl": kl.mean().detach(),
+            "kl_per_dim": kl.mean().detach() / c.z_dim, "mse": sse.mean().detach() / x[0].numel(),
+            "beta": torch.tensor(beta)}
 
 # %% ../nbs/05_vae.ipynb #58fd19a3
 def variance_regularizer(z, target: float = 1.0, lam: float = 1.0):
@@ -227,6 +239,7 @@ def recon_metrics(model, frames, batch_size: int = 256) -> dict:
     model.train(was)
     return {"mse": float((xh - x).pow(2).mean()), "psnr": float(psnr(xh, x).mean())}
 
+# %% ../nbs/05_vae.ipynb #526f37d8
 def image_grid(rows: dict, path=None, n: int = 8):
     ("A figure with one row of up to n frames (N, C, H, W) per "
      "entry of `rows` ({label: frames}); saved to `path` if given.")
