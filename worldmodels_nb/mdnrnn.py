@@ -316,8 +316,7 @@ def loss(self: MDNRNN, batch: dict) -> dict:
         raise ValueError(f"expected latent rows (B, T, 2*{c.z_dim}) = [mu, logvar], "
                          f"got {tuple(frames.shape)}; is this a latent dataset?")
     mask = batch.get("mask", torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device))
-    # validation: the same noise every time
-    g = None if self.training else torch.Generator(frames.device).manual_seed(0)
+    g = None if self.training else torch.Generator(frames.device).manual_seed(0)  # validation: same noise each time
     z = sample_latents(frames, g) if c.sample_z else split_latents(frames)[0]
     p, r, d, _, _ = self(z, batch["actions"])
     nxt = (mask[:, 1:] & mask[:, :-1]).float()  # (B, T-1) transitions inside an episode
@@ -334,13 +333,9 @@ def loss(self: MDNRNN, batch: dict) -> dict:
         ent = -(lpi.exp() * lpi).sum(-1)
         ent = (ent.mean(-1) if p["mixture"] == "per_dim" else ent)
         ent = (ent * nxt).sum() / nxt.sum().clamp(min=1)
-    return {
-        "loss": nll_dim + c.reward_weight * r_mse + c.done_weight * d_bce,
-        "nll": nll_dim.detach(),
-        "mix_entropy": ent,
-        "reward_mse": r_mse.detach() * c.reward_scale**2,  # logged in the reward's own units
-        "done_bce": d_bce.detach(),
-    }
+    return {"loss": nll_dim + c.reward_weight * r_mse + c.done_weight * d_bce, "nll": nll_dim.detach(),
+            "mix_entropy": ent, "reward_mse": r_mse.detach() * c.reward_scale**2,  # in the reward's own units
+            "done_bce": d_bce.detach()}
 
 # %% ../nbs/06_mdnrnn.ipynb #adc78417
 def train_mdnrnn(

@@ -32,12 +32,10 @@ from .vae import kl_diag_gaussian, reparameterize
 @dataclass
 class RSSMModelConfig:
     "Sizes and loss weights of `RSSMWorldModel`."
-    # [D] for states, [C, 64, 64] for frames (conv encoder/decoder); set from the dataset
-    obs_shape: list = field(default_factory=lambda: [17])
+    obs_shape: list = field(default_factory=lambda: [17])  # [D] states, [C, 64, 64] frames; set from the dataset
     num_actions: int = 0  # discrete actions (one-hot); 0 for continuous
     action_dim: int = 6  # continuous action size A; 0 for discrete
-    # continuous action bounds (the dream's action space); default [-1, 1]
-    action_low: list = field(default_factory=list)
+    action_low: list = field(default_factory=list)  # continuous action bounds (the dream's); default [-1, 1]
     action_high: list = field(default_factory=list)
     depth: int = 16  # conv width (pixels)
     latent: str = "gaussian"  # gaussian | categorical
@@ -57,8 +55,7 @@ class RSSMModelConfig:
     reward_head: bool = False  # also predict rewards
     cont_head: bool = False  # also predict episode continuation
     term_weight: float = 1.0  # weight of terminal steps in the continue loss (they are rare: one per episode)
-    # >0: the RSSM works on the mean latent of a jointly trained MLP VAE of this size (the FACTR RSSM's option)
-    vae_latent: int = 0
+    vae_latent: int = 0  # >0: the RSSM works on the mean latent of a jointly trained MLP VAE this size (FACTR's option)
     vae_beta: float = 1.0  # weight of the VAE's KL to N(0, I)
 
 # %% ../nbs/08_rssm.ipynb #9502ddbd
