@@ -23,8 +23,8 @@ CELL = "\n".join([
 
 
 def run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT/"tools"/"nbfmt.py"), *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT)
+    cmd = [sys.executable, str(ROOT/"tools"/"nbfmt.py"), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
 
 
 def write_nb(path: Path, src: str = CELL):
@@ -65,7 +65,7 @@ def test_a_long_string_is_split_by_implicit_concatenation():
 
 def test_a_cell_that_cannot_be_fixed_is_left_as_it_is_and_reported(tmp_path):
     nb_path = tmp_path/"x.ipynb"
-    unfixable = "x = 1  # ok\n%config InlineBackend.figure_format = " + repr("z" * 130)  # a magic line is never rewritten
+    unfixable = "x = 1  # ok\n%config InlineBackend.figure_format = " + repr("z" * 130)  # magics are never rewritten
     write_nb(nb_path, unfixable)
     res = run(nb_path)
     assert "cell 1: still 1 offending line(s): line 2 " in res.stdout, res.stdout

@@ -11,8 +11,8 @@ as tools/reference.py compares cells) is unchanged, so the cell keeps its stored
 be fixed that way is left as it was and reported.
 
 --check changes nothing and exits 1 listing every offender (notebook, cell index, line). --lengths also lists the code
-cells over 30 lines (reported, not enforced: aim for 25, and build a long class across cells with fastcore's `@patch`)."""
-import argparse, ast, difflib, io, json, os, re, subprocess, sys, tempfile, textwrap, tokenize
+cells over 30 lines (reported, not enforced: aim for 25; build a long class across cells with fastcore's `@patch`)."""
+import argparse, ast, difflib, importlib.util, io, json, os, re, subprocess, sys, tempfile, textwrap, tokenize
 from pathlib import Path
 
 MAX = 120         # characters per line
@@ -227,7 +227,9 @@ def _same_tree(a: list, b: list) -> bool:
     except SyntaxError: return False
 
 
-def _shift(line: str, by: int) -> str: return " " * by + line if by >= 0 else line[min(-by, len(line) - len(line.lstrip())):]
+def _shift(line: str, by: int) -> str:
+    "`line` moved right by `by` columns (left: only as far as its indentation goes)."
+    return " " * by + line if by >= 0 else line[min(-by, len(line) - len(line.lstrip())):]
 
 
 def _fill(head: str, items: list, close: str, aligned: bool) -> list[str]:
@@ -238,7 +240,8 @@ def _fill(head: str, items: list, close: str, aligned: bool) -> list[str]:
     for k, it in enumerate(items):
         first, rest = it[0].strip(), it[1:]
         sep = " " if k < len(items) - 1 else close
-        if cur is not None and len((cur + first + (sep if not rest else "")).rstrip()) <= MAX: col, cur = len(cur), cur + first
+        if cur is not None and len((cur + first + (sep if not rest else "")).rstrip()) <= MAX:
+            col, cur = len(cur), cur + first
         else:
             out += [cur.rstrip()] if cur is not None else []
             col, cur = len(cont), cont + first
@@ -250,7 +253,7 @@ def _fill(head: str, items: list, close: str, aligned: bool) -> list[str]:
 
 
 def pack_pass(code: str, original: str) -> str:
-    "Where ruff put one item per line (`f(\\n    a,\\n    b,\\n)`), fill the lines instead, in the course's compact style."
+    "Where ruff put one item per line (`f(\\n    a,\\n    b,\\n)`), fill the lines instead: the course's compact style."
     lines, seen = code.splitlines(), {l.strip() for l in original.splitlines()}
     for i in reversed(range(len(lines))):  # innermost brackets first, so an outer one can then be filled too
         head = lines[i].rstrip()
@@ -262,7 +265,8 @@ def pack_pass(code: str, original: str) -> str:
             while m < len(lines) and lines[m].startswith(indent + "     "): m += 1
             if not _balanced(lines[j:m]): break
             items, j = items + [lines[j:m]], m
-        if not items or j >= len(lines) or not lines[j].startswith(indent) or lines[j].strip()[:1] not in ")]}": continue
+        if not items or j >= len(lines) or not lines[j].startswith(indent) or lines[j].strip()[:1] not in ")]}":
+            continue
         items[-1] = items[-1][:-1] + [items[-1][-1].rstrip().rstrip(",")]
         for aligned in ([True, False] if len(head) <= 60 else [False]):
             out = _fill(head, items, lines[j].strip(), aligned)
@@ -286,7 +290,8 @@ def fix_cell(src: str) -> tuple[str, str | None]:
     new = put_back(code, kept)
     if tree(new) != before: return src, "formatting would change its syntax tree (left as it is)"
     left = offenders(new)
-    return new, (f"still {len(left)} offending line(s): " + ", ".join(f"line {i} {w}" for i, w in left)) if left else None
+    if not left: return new, None
+    return new, f"still {len(left)} offending line(s): " + ", ".join(f"line {i} {w}" for i, w in left)
 
 
 def fix_notebook(path: Path, write: bool = True) -> list[str]:
@@ -334,6 +339,8 @@ def main(argv=None):
         n = check(paths, a.lengths)
         if n: print(f"nbfmt: {n} line(s) over {MAX} characters or with `;` chains; fix them: python tools/nbfmt.py")
         sys.exit(1 if n else 0)
+    if importlib.util.find_spec("ruff") is None:
+        sys.exit("nbfmt: ruff is not installed; install it with: pip install -c constraints.txt ruff")
     for path in paths:
         for note in fix_notebook(path): print(note)
     if a.lengths: check(paths, True)
