@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .core import atomic_write_text
-from .data import USER_ERRORS, CLIParser, EpisodeDataset, collect, existing_file, positive_float, positive_int
+from .data import (USER_ERRORS, CLIParser, EpisodeDataset, collect, existing_file, positive_float,
+                                 positive_int)
 
 # %% ../nbs/92_bench.ipynb #019fd2a2
 BENCHES: dict[str, Callable[..., dict]] = {}  # name -> benchmark function (keyword arguments -> dict of results)
@@ -64,12 +65,15 @@ def naive_sample(ds: EpisodeDataset, batch_size: int, T: int, rng: np.random.Gen
         sh = int(np.searchsorted(ds._offsets, i, side="right") - 1)
         lo = i - int(ds._offsets[sh])
         a = ds._arrays[sh]
-        items.append(dict(frames=torch.from_numpy(np.array(a["frames"][lo:lo + T])).permute(0, 3, 1, 2).float().div(255),
-                          actions=torch.as_tensor(np.array(a["actions"][lo:lo + T])), rewards=torch.as_tensor(np.array(a["rewards"][lo:lo + T]))))
+        items.append(
+            dict(frames=torch.from_numpy(np.array(a["frames"][lo : lo + T])).permute(0, 3, 1, 2).float().div(255),
+                 actions=torch.as_tensor(np.array(a["actions"][lo : lo + T])),
+                 rewards=torch.as_tensor(np.array(a["rewards"][lo : lo + T]))))
     return default_collate(items)
 
 def loader_rates(ds: EpisodeDataset, seconds: float = 2.0, batch_size: int = 128, T: int = 5) -> dict:
-    "Samples/s of `ds.sample` (uint8, and converted to float) and of `naive_sample`, with one torch thread as in a DataLoader worker."
+    ("Samples/s of `ds.sample` (uint8, and converted to float) and of "
+     "`naive_sample`, with one torch thread as in a DataLoader worker.")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -78,7 +82,8 @@ def loader_rates(ds: EpisodeDataset, seconds: float = 2.0, batch_size: int = 128
         rng = np.random.default_rng(0)
         naive = rate(lambda i: naive_sample(ds, batch_size, T, rng), seconds, batch_size)
     finally: torch.set_num_threads(threads)
-    return dict(sample_samples_per_s=fast, sample_float_samples_per_s=fast_f, naive_samples_per_s=naive, sample_speedup=fast / naive)
+    return dict(sample_samples_per_s=fast, sample_float_samples_per_s=fast_f, naive_samples_per_s=naive,
+                sample_speedup=fast / naive)
 
 # %% ../nbs/92_bench.ipynb #cd62b5d8
 def _warm(ds: EpisodeDataset):
@@ -89,19 +94,23 @@ def _data_args(p):
     p.add_argument("--num-envs", type=positive_int, default=32, help="parallel environments (raw and collection alike)")
 
 @register("data", _data_args)
-def bench_data(seconds: float = 2.0, num_envs: int = 32, collect_steps: int = 65536, batch_size: int = 128, T: int = 5, root=None) -> dict:
+def bench_data(
+    seconds: float = 2.0, num_envs: int = 32, collect_steps: int = 65536, batch_size: int = 128, T: int = 5, root=None
+) -> dict:
     "Raw procgen step rate, `collect` rate and clip sampling rate (ours vs naive), measured together."
     raw = raw_procgen_rate(num_envs, seconds / 2)
     with tempfile.TemporaryDirectory(dir=root) as d:
         t0 = time.perf_counter()
-        collect("procgen:coinrun", collect_steps, d, levels="0:500", num_envs=num_envs, shard_size=collect_steps // 2, progress=False)
+        collect("procgen:coinrun", collect_steps, d, levels="0:500", num_envs=num_envs, shard_size=collect_steps // 2,
+                progress=False)
         coll = collect_steps / (time.perf_counter() - t0)
         raw = (raw + raw_procgen_rate(num_envs, seconds / 2)) / 2  # before and after: a shared machine's load drifts
         ds = EpisodeDataset(d)
         _warm(ds)
         loaders = loader_rates(ds, seconds, batch_size, T)
     return dict(env="procgen:coinrun", num_envs=num_envs, raw_env_steps_per_s=raw, collect_steps_per_s=coll,
-                collect_vs_raw=coll / raw, collect_steps=collect_steps, sample_batch_size=batch_size, sample_T=T, **loaders)
+                collect_vs_raw=coll / raw, collect_steps=collect_steps, sample_batch_size=batch_size, sample_T=T,
+                **loaders)
 
 # %% ../nbs/92_bench.ipynb #8bb550cb
 def _train_batches(batch_size: int, T: int = 5, num_actions: int = 15, n: int = 4) -> list[dict]:
@@ -143,7 +152,8 @@ def _train_args(p):
 
 @register("train", _train_args)
 def bench_train(seconds: float = 2.0, batch_size: int = 32, width: int = 32) -> dict:
-    "Training rates through `fit` and a bare loop: pixel model, VAE (frames/s), RSSM and MDN-RNN (sequences/s); fit's overhead."
+    ("Training rates through `fit` and a bare loop: pixel model, VAE "
+     "(frames/s), RSSM and MDN-RNN (sequences/s); fit's overhead.")
     from worldmodels_nb.pixel import PixelWorldModel, PixelModelConfig
     from worldmodels_nb.rssm import RSSMConfig, RSSMWorldModel
     from worldmodels_nb.vae import VAEConfig
@@ -152,20 +162,26 @@ def bench_train(seconds: float = 2.0, batch_size: int = 32, width: int = 32) -> 
     rc = RSSMConfig.quick()
     rc.model.obs_shape, rc.model.action_dim = [17], 6  # HalfCheetah-v5 sizes
     g = torch.Generator().manual_seed(0)
-    rssm_batches = [dict(frames=torch.randn(batch_size, rc.seq_len, 17, generator=g), actions=torch.rand(batch_size, rc.seq_len, 6, generator=g) * 2 - 1,
-                         rewards=torch.zeros(batch_size, rc.seq_len), dones=torch.zeros(batch_size, rc.seq_len, dtype=torch.bool)) for _ in range(4)]
+    rssm_batches = [
+        dict(frames=torch.randn(batch_size, rc.seq_len, 17, generator=g),
+             actions=torch.rand(batch_size, rc.seq_len, 6, generator=g) * 2 - 1,
+             rewards=torch.zeros(batch_size, rc.seq_len), dones=torch.zeros(batch_size, rc.seq_len, dtype=torch.bool))
+        for _ in range(4)]
     vc = VAEConfig.quick()  # the paper's ConvVAE (width 32, z 32), as trained in 05_vae
     vae_batches = [dict(frames=b["frames"][:, :1]) for b in _train_batches(batch_size)]
     mc = MDNRNNConfig.quick()
     mc.model.num_actions = 15  # LSTM 256, K=5, sequences of 32 CoinRun codes, as in 06_mdnrnn
     T = mc.seq_len
-    mdn_batches = [dict(frames=torch.randn(batch_size, T, 64, generator=g), actions=torch.randint(0, 15, (batch_size, T), generator=g),
-                        rewards=torch.zeros(batch_size, T), dones=torch.zeros(batch_size, T, dtype=torch.bool),
-                        truncated=torch.zeros(batch_size, T, dtype=torch.bool), mask=torch.ones(batch_size, T, dtype=torch.bool)) for _ in range(4)]
-    for name, make, batches, unit in [("pixel", lambda: PixelWorldModel(PixelModelConfig(width=width)), _train_batches(batch_size), "samples"),
-                                      ("vae", vc.build_model, vae_batches, "frames"),
-                                      ("rssm", lambda: RSSMWorldModel(rc.model), rssm_batches, "sequences"),
-                                      ("mdnrnn", mc.build_model, mdn_batches, "sequences")]:
+    mdn_batches = [
+        dict(frames=torch.randn(batch_size, T, 64, generator=g),
+             actions=torch.randint(0, 15, (batch_size, T), generator=g), rewards=torch.zeros(batch_size, T),
+             dones=torch.zeros(batch_size, T, dtype=torch.bool), truncated=torch.zeros(batch_size, T, dtype=torch.bool),
+             mask=torch.ones(batch_size, T, dtype=torch.bool)) for _ in range(4)]
+    for name, make, batches, unit in [
+        ("pixel", lambda: PixelWorldModel(PixelModelConfig(width=width)), _train_batches(batch_size), "samples"),
+        ("vae", vc.build_model, vae_batches, "frames"),
+        ("rssm", lambda: RSSMWorldModel(rc.model), rssm_batches, "sequences"),
+        ("mdnrnn", mc.build_model, mdn_batches, "sequences")]:
         steps = max(3, int(seconds * bare_loop_rate(make, batches, 2)))
         bare = max(bare_loop_rate(make, batches, steps) for _ in range(2))
         fitr = max(fit_loop_rate(make, batches, steps) for _ in range(2))
@@ -176,10 +192,12 @@ def bench_train(seconds: float = 2.0, batch_size: int = 32, width: int = 32) -> 
 
 # %% ../nbs/92_bench.ipynb #ec0f3947
 def _tokens_args(p):
-    p.add_argument("--checkpoint", type=existing_file, default=None, help="a tokens run's checkpoint (default: untrained models of the quick preset's size)")
+    p.add_argument("--checkpoint", type=existing_file, default=None,
+                   help="a tokens run's checkpoint (default: untrained models of the quick preset's size)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="imagined sequences per batch")
     p.add_argument("--horizon", type=positive_int, default=32, help="frames imagined per sequence")
-    p.add_argument("--grid", type=positive_int, default=4, help="tokens per side of a frame without --checkpoint: 4 (16 tokens, IRIS) or 8 (64, REM)")
+    p.add_argument("--grid", type=positive_int, default=4,
+                   help="tokens per side of a frame without --checkpoint: 4 (16 tokens, IRIS) or 8 (64, REM)")
 
 @register("tokens", _tokens_args)
 def bench_tokens(seconds: float = 2.0, checkpoint=None, batch_size: int = 64, horizon: int = 32, grid: int = 4) -> dict:
@@ -187,21 +205,27 @@ def bench_tokens(seconds: float = 2.0, checkpoint=None, batch_size: int = 64, ho
     from worldmodels_nb.core import load_model
     from worldmodels_nb.tokens import TokenWMConfig, imagination_speed
     models = {}
-    if checkpoint: m = load_model(checkpoint)[0]; models[m.cfg.mixer] = m
+    if checkpoint:
+        m = load_model(checkpoint)[0]
+        models[m.cfg.mixer] = m
     else:
         for mixer in ("attention", "retention"):
-            c = TokenWMConfig.quick(); c.model.mixer, c.model.tokenizer.grid = mixer, grid
-            torch.manual_seed(0); models[mixer] = c.build_model().eval()
+            c = TokenWMConfig.quick()
+            c.model.mixer, c.model.tokenizer.grid = mixer, grid
+            torch.manual_seed(0)
+            models[mixer] = c.build_model().eval()
     out = {}
     for name, m in models.items():
         g = torch.Generator().manual_seed(0)
         state = dict(tokens=torch.randint(0, m.cfg.tokenizer.num_codes, (batch_size, 4, m.K), generator=g),
                      actions=torch.randint(0, m.cfg.num_actions, (batch_size, 3), generator=g))
-        s = imagination_speed(m, state, torch.randint(0, m.cfg.num_actions, (batch_size, horizon), generator=g), repeats=max(1, round(seconds / 2)))
+        s = imagination_speed(m, state, torch.randint(0, m.cfg.num_actions, (batch_size, horizon), generator=g),
+                              repeats=max(1, round(seconds / 2)))
         out.update({f"{name}_pop_frames_per_s": s["pop_frames_per_s"], f"{name}_ar_frames_per_s": s["ar_frames_per_s"],
                     f"{name}_pop_speedup": s["pop_frames_per_s"] / s["ar_frames_per_s"]})
     m = next(iter(models.values()))
-    return dict(tokens_per_frame=m.K, layers=m.cfg.layers, dim=m.cfg.dim, batch_size=batch_size, horizon=horizon, window=m.cfg.max_steps, **out)
+    return dict(tokens_per_frame=m.K, layers=m.cfg.layers, dim=m.cfg.dim, batch_size=batch_size, horizon=horizon,
+                window=m.cfg.max_steps, **out)
 
 # %% ../nbs/92_bench.ipynb #96a9991d
 def _controller_args(p):
@@ -211,35 +235,43 @@ def _controller_args(p):
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the free CPUs, as training chooses them)")
 
 @register("controller", _controller_args)
-def bench_controller(seconds: float = 2.0, popsize: int = 16, rollouts: int = 4, num_envs: int = 8, threads: int = 0) -> dict:
-    "Dream steps/s of a whole CMA-ES population (popsize x rollouts V+M dreams in one batch) and real Take Cover steps/s of the population."
-    from worldmodels_nb.controller import TAKE_COVER, Controller, RealFeatures, population_actions, population_policy, real_returns
+def bench_controller(
+    seconds: float = 2.0, popsize: int = 16, rollouts: int = 4, num_envs: int = 8, threads: int = 0) -> dict:
+    ("Dream steps/s of a whole CMA-ES population (popsize x rollouts V+M "
+     "dreams in one batch) and real Take Cover steps/s of the population.")
+    from worldmodels_nb.controller import (TAKE_COVER, Controller, RealFeatures, population_actions, population_policy,
+                                           real_returns)
     from worldmodels_nb.dream import BatchedDream
     from worldmodels_nb.mdnrnn import MDNRNN, MDNRNNModelConfig, VMWorldModel
     from worldmodels_nb.vae import ConvVAE, VAEModelConfig
     import os
     from worldmodels_nb.core import choose_threads, machine_load
-    torch.set_num_threads(choose_threads(threads, os.environ.get("OMP_NUM_THREADS"), *machine_load()))  # oversubscribed threads crawl
+    # oversubscribed threads crawl
+    torch.set_num_threads(choose_threads(threads, os.environ.get("OMP_NUM_THREADS"), *machine_load()))
     torch.manual_seed(0)
     vm = VMWorldModel(ConvVAE(VAEModelConfig()), MDNRNN(MDNRNNModelConfig(num_actions=3))).eval()
     with torch.no_grad(): vm.mdn.head.bias[-1] = -30.0  # done logit: no dream ends during the measurement
     c, B = Controller(vm.vae.cfg.z_dim + vm.mdn.cfg.hidden, TAKE_COVER), popsize * rollouts
     theta = np.random.default_rng(0).normal(0, 0.1, (popsize, c.num_params))
-    d = BatchedDream(vm, dict(frames=torch.rand(8, 1, 3, 64, 64), actions=torch.zeros(8, 0, dtype=torch.long)), max_steps=10**9)
+    d = BatchedDream(
+        vm, dict(frames=torch.rand(8, 1, 3, 64, 64), actions=torch.zeros(8, 0, dtype=torch.long)), max_steps=10**9)
     pol, obs = population_policy(c, theta, rollouts), [d.reset(B, seed=0)]
     def step(i): obs[0] = d.step(pol(obs[0]))[0]
     dream = rate(step, seconds, B)
     t0 = time.perf_counter()
-    _, steps = real_returns(TAKE_COVER, lambda f, ep: population_actions(c, theta, torch.as_tensor(ep), f), popsize, num_envs, 0, 2100, RealFeatures(vm))
+    _, steps = real_returns(TAKE_COVER, lambda f, ep: population_actions(c, theta, torch.as_tensor(ep), f), popsize,
+                            num_envs, 0, 2100, RealFeatures(vm))
     real = steps / (time.perf_counter() - t0)
-    return dict(env=TAKE_COVER, popsize=popsize, rollouts=rollouts, dream_batch=B, num_envs=num_envs, dream_steps_per_s=dream,
-                real_steps_per_s=real, real_steps=steps, dream_vs_real=dream / real, torch_threads=torch.get_num_threads())
+    return dict(env=TAKE_COVER, popsize=popsize, rollouts=rollouts, dream_batch=B, num_envs=num_envs,
+                dream_steps_per_s=dream, real_steps_per_s=real, real_steps=steps, dream_vs_real=dream / real,
+                torch_threads=torch.get_num_threads())
 
 # %% ../nbs/92_bench.ipynb #e68585f7
 def format_results(name: str, r: dict) -> str:
     "A results dict as aligned `key  value` lines."
     w = max(map(len, r))
-    return "\n".join([f"wm-bench {name}"] + [f"  {k:<{w}}  {v:,.1f}" if isinstance(v, float) else f"  {k:<{w}}  {v}" for k, v in r.items()])
+    return "\n".join([f"wm-bench {name}"]
+                     + [f"  {k:<{w}}  {v:,.1f}" if isinstance(v, float) else f"  {k:<{w}}  {v}" for k, v in r.items()])
 
 def main(argv=None) -> int:
     "Entry point of `wm-bench NAME [options]`."

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from .core import SCALES, ConfigError, apply_overrides, get_device, load_model, make_run_dir, preset, slug
-from .data import USER_ERRORS, CLIParser, EpisodeDataset, data_config, ensure_dataset, env_datasets, existing_file, positive_int, read_manifest
+from .data import (USER_ERRORS, CLIParser, EpisodeDataset, data_config, ensure_dataset, env_datasets,
+                                 existing_file, positive_int, read_manifest)
 
 # %% ../nbs/91_cli.ipynb #0b6e2d50
 FAMILIES = ("pixel", "vae", "mdnrnn", "rssm", "tokens", "controller")
@@ -24,21 +25,31 @@ FAMILIES = ("pixel", "vae", "mdnrnn", "rssm", "tokens", "controller")
 def train_parser(family: str) -> argparse.ArgumentParser:
     "The `wm-train FAMILY` argument parser."
     p = CLIParser(prog=f"wm-train {family}", description=f"Train the {family} world-model family.")
-    p.add_argument("--env", default=None, help="environment id (default: the config's); sets the data defaults for its family")
+    p.add_argument(
+        "--env", default=None, help="environment id (default: the config's); sets the data defaults for its family")
     p.add_argument("--scale", default="quick", choices=SCALES)
-    p.add_argument("--data", default=None, help="training dataset folder (collected there if missing); default: data.env_datasets under --data-root")
+    p.add_argument(
+        "--data", default=None,
+        help="training dataset folder (collected there if missing); default: data.env_datasets under --data-root")
     p.add_argument("--heldout", default=None, help="held-out dataset folder to report on after training")
     p.add_argument("--data-root", default="data", help="where datasets are collected and found (default: data)")
     p.add_argument("--out", default="runs", help="parent of the run folder (default: runs)")
     p.add_argument("--resume", default=None, help="a run folder to continue from its checkpoints/last.pt")
-    if family == "vae": p.add_argument("--encode", default=None, help="after training, encode the training data into this latent dataset folder")
+    if family == "vae":
+        p.add_argument(
+            "--encode", default=None, help="after training, encode the training data into this latent dataset folder")
     if family == "tokens":
-        p.add_argument("--tokenizer", type=existing_file, default=None, help="a trained tokenizer checkpoint to reuse (default: train one first)")
+        p.add_argument("--tokenizer", type=existing_file, default=None,
+                       help="a trained tokenizer checkpoint to reuse (default: train one first)")
     if family == "controller":
-        p.add_argument("--world-model", default="auto", help="the MDN-RNN checkpoint whose V+M C dreams in and sees the game through (default: the newest under --out, else trained)")
+        p.add_argument("--world-model", default="auto",
+                       help="the MDN-RNN checkpoint whose V+M C dreams in and sees the "
+                           "game through (default: the newest under --out, else trained)")
     if family == "rssm":
-        p.add_argument("--buffer", type=existing_file, default=None, help="a FACTR buf.pkl to import into --data (or data/factr-<name>)")
-        p.add_argument("--rollout-config", type=existing_file, default=None, help="the buffer's rollout_config.yaml (normalisation statistics)")
+        p.add_argument("--buffer", type=existing_file, default=None,
+                       help="a FACTR buf.pkl to import into --data (or data/factr-<name>)")
+        p.add_argument("--rollout-config", type=existing_file, default=None,
+                       help="the buffer's rollout_config.yaml (normalisation statistics)")
     p.add_argument("overrides", nargs="*", help="config overrides such as train.max_steps=2000 data.val_fraction=0.1")
     return p
 
@@ -46,16 +57,18 @@ def train_parser(family: str) -> argparse.ArgumentParser:
 def family_config(family: str, a):
     "The config of `family` for parsed arguments `a`: preset, environment, overrides."
     from worldmodels_nb import pixel, vae, mdnrnn, rssm, tokens, controller
-    cls = dict(pixel=pixel.PixelConfig, vae=vae.VAEConfig, mdnrnn=mdnrnn.MDNRNNConfig, rssm=rssm.RSSMConfig, tokens=tokens.TokenWMConfig,
-               controller=controller.ControllerConfig)[family]
+    cls = dict(pixel=pixel.PixelConfig, vae=vae.VAEConfig, mdnrnn=mdnrnn.MDNRNNConfig, rssm=rssm.RSSMConfig,
+               tokens=tokens.TokenWMConfig, controller=controller.ControllerConfig)[family]
     cfg = preset(cls, a.scale)
     if family == "controller": cfg.env = a.env or cfg.env  # C has no data settings of its own
     elif a.env and a.env != cfg.env:
         dc = data_config(a.env, a.scale)  # the env family's policy and step counts; levels and val_fraction stay
-        cfg.env, cfg.data.policy, cfg.data.train_steps, cfg.data.heldout_steps = a.env, dc.policy, dc.train_steps, dc.heldout_steps
+        cfg.env, cfg.data.policy, cfg.data.train_steps, cfg.data.heldout_steps = (
+            a.env, dc.policy, dc.train_steps, dc.heldout_steps)
     cfg = apply_overrides(cfg, a.overrides)
     if a.resume and not (Path(a.resume)/"checkpoints"/"last.pt").is_file():
-        raise FileNotFoundError(f"--resume {a.resume}: no checkpoints/last.pt there; give a run folder of an earlier wm-train, or drop --resume")
+        raise FileNotFoundError(f"--resume {a.resume}: no checkpoints/last.pt there; give "
+                                f"a run folder of an earlier wm-train, or drop --resume")
     return cfg
 
 # %% ../nbs/91_cli.ipynb #f7d54d51
@@ -66,7 +79,8 @@ def family_data(cfg, a):
         lv = dict(levels=cfg.data.train_levels) if cfg.env.startswith("procgen:") else {}
         ensure_dataset(cfg.env, cfg.data.train_steps, a.data, policy=cfg.data.policy, seed=0, **lv)
     ds = EpisodeDataset(a.data)
-    if a.heldout and read_manifest(a.heldout) is None: raise FileNotFoundError(f"--heldout {a.heldout}: no dataset there (manifest.json missing)")
+    if a.heldout and read_manifest(a.heldout) is None:
+        raise FileNotFoundError(f"--heldout {a.heldout}: no dataset there (manifest.json missing)")
     train, val = ds.split(cfg.data.val_fraction, seed=0)
     return train, val, EpisodeDataset(a.heldout) if a.heldout else None
 
@@ -81,7 +95,8 @@ def train_pixel_cli(cfg, a):
 
 def train_vae_cli(cfg, a):
     from worldmodels_nb.vae import encode_dataset, resolve_vae_config, train_vae
-    if a.encode and cfg.model.kind != "vae": raise ConfigError("--encode needs model.kind=vae: the AE baseline has no (mu, logvar) to store")
+    if a.encode and cfg.model.kind != "vae":
+        raise ConfigError("--encode needs model.kind=vae: the AE baseline has no (mu, logvar) to store")
     train, val, _ = family_data(cfg, a)
     cfg = resolve_vae_config(cfg, train)
     model, res = train_vae(cfg, train, val, a.out, run_dir=a.resume)
@@ -95,24 +110,33 @@ def train_vae_cli(cfg, a):
 
 # %% ../nbs/91_cli.ipynb #5b8c21e8
 def train_mdnrnn_cli(cfg, a):
-    from worldmodels_nb.mdnrnn import GaussianZ, LatentSequences, StaticZ, evaluate_latents, latent_datasets, resolve_model_config, train_mdnrnn
+    from worldmodels_nb.mdnrnn import (GaussianZ, LatentSequences, StaticZ, evaluate_latents, latent_datasets,
+                                       resolve_model_config, train_mdnrnn)
     if a.data is None:
         L = latent_datasets(cfg.env, a.scale, a.data_root, a.out)
         train, val, held, cfg.vae_checkpoint = L["train"], L["val"], L["heldout"], L["vae_checkpoint"]
     else:
-        if read_manifest(a.data) is None: raise FileNotFoundError(f"no dataset at {a.data} (manifest.json missing); encode one with wm-train vae --encode {a.data}")
+        if read_manifest(a.data) is None:
+            raise FileNotFoundError(
+                f"no dataset at {a.data} (manifest.json missing); encode one with wm-train vae --encode {a.data}")
         train, val = EpisodeDataset(a.data).split(cfg.data.val_fraction, seed=0)
         held = EpisodeDataset(a.heldout) if a.heldout else None
     resolve_model_config(cfg, train)
-    if held is not None and (held.manifest.get("latent") or {}).get("fingerprint") != train.manifest["latent"].get("fingerprint"):
-        raise ValueError(f"{held.path} was encoded by another V than {train.path}; encode both with the same checkpoint")
+    if held is not None and (held.manifest.get("latent") or {}).get("fingerprint") != train.manifest["latent"].get(
+        "fingerprint"):
+        raise ValueError(
+            f"{held.path} was encoded by another V than {train.path}; encode both with the same checkpoint")
     model, res = train_mdnrnn(cfg, train, val, a.out, run_dir=a.resume)
     print(f"trained {res.step} steps -> {res.run_dir} (best {cfg.train.monitor} {res.best:.5g})")
     if held is not None:
         tr, ho = LatentSequences(train), LatentSequences(held)
-        nll = {n: evaluate_latents(m, ho) for n, m in (("MDN-RNN", model), ("z-stays-same", StaticZ().fit(tr)), ("one Gaussian", GaussianZ().fit(tr)))}
-        print("held-out NLL (nats/dim): " + ", ".join(f"{n} {e['nll_per_dim']:.4f}" for n, e in nll.items()) +
-              f"; done AUC {nll['MDN-RNN'].get('done_auc', float('nan')):.3f} over {nll['MDN-RNN'].get('terminals', 0)} terminals")
+        nll = {
+            n: evaluate_latents(m, ho)
+            for n, m in (("MDN-RNN", model), ("z-stays-same", StaticZ().fit(tr)), ("one Gaussian", GaussianZ().fit(tr)))
+        }
+        print("held-out NLL (nats/dim): " + ", ".join(f"{n} {e['nll_per_dim']:.4f}" for n, e in nll.items())
+              + f"; done AUC {nll['MDN-RNN'].get('done_auc', float('nan')):.3f} "
+                  f"over {nll['MDN-RNN'].get('terminals', 0)} terminals")
     return res.run_dir
 
 # %% ../nbs/91_cli.ipynb #e7c8aa72
@@ -120,10 +144,14 @@ def train_rssm_cli(cfg, a):
     from worldmodels_nb.data import import_factr_buffer
     from worldmodels_nb.rssm import train_rssm
     if a.buffer:
-        a.data = str(import_factr_buffer(a.buffer, a.data or f"{a.data_root}/factr-{Path(a.buffer).stem}", rollout_config=a.rollout_config))
+        a.data = str(
+            import_factr_buffer(
+                a.buffer, a.data or f"{a.data_root}/factr-{Path(a.buffer).stem}", rollout_config=a.rollout_config))
         cfg.env = f"factr-{Path(a.buffer).stem}"
     train, val, _ = family_data(cfg, a)
-    if train.is_pixel: raise ValueError(f"{train.path} holds frames; wm-train rssm trains on low-dimensional states (a MuJoCo env or a FACTR buffer)")
+    if train.is_pixel:
+        raise ValueError(f"{train.path} holds frames; wm-train rssm trains on "
+                         f"low-dimensional states (a MuJoCo env or a FACTR buffer)")
     model, res = train_rssm(cfg, train, val, a.out, run_dir=a.resume)
     print(f"trained {res.step} steps -> {res.run_dir} (best {cfg.train.monitor} {res.best:.5g})")
     return res.run_dir
@@ -132,19 +160,23 @@ def train_rssm_cli(cfg, a):
 def _tokenizer_for(cfg, a, train, val):
     "(tokenizer, where it came from): from the resumed run's checkpoint, from --tokenizer, or trained now."
     from worldmodels_nb.core import config_from_dict, load_checkpoint
-    from worldmodels_nb.tokens import Tokenizer, TokenizerConfig, TokenWMConfig, resolve_tokenizer_config, train_tokenizer
+    from worldmodels_nb.tokens import (Tokenizer, TokenizerConfig, TokenWMConfig, resolve_tokenizer_config,
+                                       train_tokenizer)
     if a.resume:
         st = load_checkpoint(Path(a.resume)/"checkpoints"/"last.pt")
         tok = Tokenizer(config_from_dict(TokenWMConfig, st["config"]).model.tokenizer)
-        tok.load_state_dict({k.removeprefix("tokenizer."): v for k, v in st["model"].items() if k.startswith("tokenizer.")})
+        tok.load_state_dict(
+            {k.removeprefix("tokenizer."): v for k, v in st["model"].items() if k.startswith("tokenizer.")})
         return tok, st["config"].get("tokenizer_checkpoint", "")
     if a.tokenizer:
         tok, tcfg, _ = load_model(a.tokenizer)
-        if not isinstance(tok, Tokenizer): raise ValueError(f"--tokenizer {a.tokenizer} is a {type(tok).__name__} checkpoint, not a tokenizer's")
+        if not isinstance(tok, Tokenizer):
+            raise ValueError(f"--tokenizer {a.tokenizer} is a {type(tok).__name__} checkpoint, not a tokenizer's")
         return tok, str(a.tokenizer)
     tcfg = resolve_tokenizer_config(TokenizerConfig(cfg.data, cfg.model.tokenizer, cfg.tokenizer_train, cfg.env), train)
     tok, res = train_tokenizer(tcfg, train, val, a.out)
-    print(f"tokenizer: {res.step} steps -> {res.run_dir} (val PSNR {res.val.get('val_recon_psnr', float('nan')):.2f} dB)")
+    print(
+        f"tokenizer: {res.step} steps -> {res.run_dir} (val PSNR {res.val.get('val_recon_psnr', float('nan')):.2f} dB)")
     return tok, str(res.run_dir/"checkpoints"/"last.pt")
 
 def train_tokens_cli(cfg, a):
@@ -152,7 +184,8 @@ def train_tokens_cli(cfg, a):
     from worldmodels_nb.tokens import tokenize_dataset, train_token_wm
     train, val, _ = family_data(cfg, a)
     if not train.is_pixel or train.action_space["kind"] != "discrete":
-        raise ValueError(f"{train.path}: the token world model needs frames and discrete actions (a Procgen, Atari or VizDoom env)")
+        raise ValueError(
+            f"{train.path}: the token world model needs frames and discrete actions (a Procgen, Atari or VizDoom env)")
     set_action_space(cfg.model, train)
     tok, cfg.tokenizer_checkpoint = _tokenizer_for(cfg, a, train, val)
     cfg.model.tokenizer = tok.cfg
@@ -169,14 +202,17 @@ def train_controller_cli(cfg, a):
     check_controller_config(cfg)  # a bad env or value fails before any model is loaded or trained
     vm, cfg.world_model = course_world_model(cfg.env, a.scale, a.out, a.data_root, a.world_model)
     if cfg.fitness == "dream":
-        train = EpisodeDataset(a.data or env_datasets(cfg.env, data_config(cfg.env, a.scale), a.data_root)[0].path)  # every training episode's first frame
+        # every training episode's first frame
+        train = EpisodeDataset(a.data or env_datasets(cfg.env, data_config(cfg.env, a.scale), a.data_root)[0].path)
         ctrl, run, hist = train_controller_in_dream(cfg, vm, dream_starts(train), a.resume, a.out)
     else:
         cfg.obs_dim = vm.vae.cfg.z_dim + vm.mdn.cfg.hidden
         c = cfg.build_model()
-        ctrl, run, hist = train_controller(cfg, lambda th, R, s: real_fitness(vm, c, th, R, s, cfg.num_envs, cfg.max_steps), a.resume, a.out)
+        ctrl, run, hist = train_controller(
+            cfg, lambda th, R, s: real_fitness(vm, c, th, R, s, cfg.num_envs, cfg.max_steps), a.resume, a.out)
     ev = [h["eval_mean"] for h in hist if h["eval_mean"] == h["eval_mean"]]
-    print(f"{len(hist)} generations in the {cfg.fitness} -> {run} (distribution mean scored {ev[-1] if ev else float('nan'):.1f} there)")
+    print(f"{len(hist)} generations in the {cfg.fitness} -> {run} (distribution "
+          f"mean scored {ev[-1] if ev else float('nan'):.1f} there)")
     return run
 
 # %% ../nbs/91_cli.ipynb #48316be3
@@ -184,13 +220,14 @@ def train_main(argv=None):
     "wm-train FAMILY [options] [key=value ...]"
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(f"usage: wm-train FAMILY [options] [key=value ...]; families: {', '.join(FAMILIES)}; wm-train FAMILY --help for its options")
+        print(f"usage: wm-train FAMILY [options] [key=value ...]; families: "
+              f"{', '.join(FAMILIES)}; wm-train FAMILY --help for its options")
         return 0
     family = argv[0]
     if family not in FAMILIES: sys.exit(f"wm-train: unknown family {family!r}; families: {', '.join(FAMILIES)}")
     a = train_parser(family).parse_args(argv[1:])
-    driver = dict(pixel=train_pixel_cli, vae=train_vae_cli, mdnrnn=train_mdnrnn_cli, rssm=train_rssm_cli, tokens=train_tokens_cli,
-                  controller=train_controller_cli)[family]
+    driver = dict(pixel=train_pixel_cli, vae=train_vae_cli, mdnrnn=train_mdnrnn_cli, rssm=train_rssm_cli,
+                  tokens=train_tokens_cli, controller=train_controller_cli)[family]
     try: driver(family_config(family, a), a)
     except USER_ERRORS as e: sys.exit(f"wm-train {family}: {e}")
     return 0
@@ -204,27 +241,33 @@ def check_compatible(m, ds, what: str = "the model"):
                          "evaluate on data of the model's environment, or train a model on this data")
     a, n, d = ds.action_space, getattr(m, "num_actions", 0), getattr(m, "action_dim", 0)
     if a["kind"] == "discrete" and (n != a["n"] if n else d > 0):
-        raise ValueError(f"{ds.path} has {a['n']} discrete actions but {what} was trained with " + (f"{n}" if n else f"{d}-dim continuous actions"))
+        raise ValueError(f"{ds.path} has {a['n']} discrete actions but {what} was trained with "
+                         + (f"{n}" if n else f"{d}-dim continuous actions"))
     if a["kind"] != "discrete" and (n > 0 or (d and d != math.prod(a["shape"]))):
-        raise ValueError(f"{ds.path} has continuous actions of shape {a['shape']} but {what} was trained with " + (f"{n} discrete actions" if n else f"{d}-dim actions"))
+        raise ValueError(f"{ds.path} has continuous actions of shape {a['shape']} but {what} was trained with "
+                         + (f"{n} discrete actions" if n else f"{d}-dim actions"))
 
 # %% ../nbs/91_cli.ipynb #4fff393e
 def load_world_model(checkpoint, device="cpu", data=None):
-    "(world model, config, raw checkpoint) from a checkpoint alone; an MDN-RNN comes back as V+M with the V that encoded its codes; checked against `data` (an EpisodeDataset) if given."
+    ("(world model, config, raw checkpoint) from a checkpoint alone; an MDN-RNN comes back as V+M "
+     "with the V that encoded its codes; checked against `data` (an EpisodeDataset) if given.")
     model, cfg, st = load_model(checkpoint, device)
     if hasattr(model, "as_world_model"):  # a latent model (M of V+M): the world model is V+M, on frames
         if data is not None and not data.is_pixel:
-            raise ValueError(f"{data.path} holds codes, not frames; V+M is evaluated on the frame dataset its codes came from")
+            raise ValueError(
+                f"{data.path} holds codes, not frames; V+M is evaluated on the frame dataset its codes came from")
         if data is not None: check_compatible(cfg.model, data, "the MDN-RNN")
         model = model.as_world_model(cfg, device).eval()
         if data is not None: check_compatible(model.vae.cfg, data, "its V")
     elif data is not None:
         check_compatible(cfg.model, data)
-        if hasattr(cfg.model, "tokenizer"): check_compatible(cfg.model.tokenizer, data, "its tokenizer")  # the token model's frames
+        # the token model's frames
+        if hasattr(cfg.model, "tokenizer"): check_compatible(cfg.model.tokenizer, data, "its tokenizer")
     return model, cfg, st
 
 def family_of(cfg) -> str:
-    "The family a checkpoint's config belongs to: the name of the module that defines its class (pixel, mdnrnn, rssm, ...)."
+    ("The family a checkpoint's config belongs to: the name of the "
+     "module that defines its class (pixel, mdnrnn, rssm, ...).")
     return type(cfg).__module__.rpartition(".")[2]
 
 # %% ../nbs/91_cli.ipynb #f70f8c69
@@ -232,7 +275,8 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
                         num_videos=4, device="cpu"):
     "Score a checkpoint on dataset folder `data` with the rollout protocol; returns (eval run folder, results)."
     import matplotlib.pyplot as plt
-    from worldmodels_nb.metrics import evaluate_rollouts, evaluate_with_baselines, save_eval, plot_metric_vs_horizon, save_rollout_video, to_unit
+    from worldmodels_nb.metrics import (evaluate_rollouts, evaluate_with_baselines, save_eval, plot_metric_vs_horizon,
+                                        save_rollout_video, to_unit)
     for name, v in (("horizon", horizon), ("context", context), ("max_clips", max_clips)):
         if v is not None and v < 1: raise ValueError(f"{name} must be >= 1, got {v}")
     if read_manifest(data) is None: raise FileNotFoundError(f"--data {data}: no dataset there (manifest.json missing)")
@@ -241,7 +285,8 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
     k = context if context is not None else getattr(cfg, "context", None) or getattr(cfg.model, "context", 4)
     H = horizon if horizon is not None else getattr(cfg, "horizon", 32)
     clips = lambda: ds.clips(k + H, max_clips=max_clips, batch_size=64)
-    if next(iter(clips()), None) is None: raise ValueError(f"{data} has no episode of at least {k + H} steps; lower --horizon")
+    if next(iter(clips()), None) is None:
+        raise ValueError(f"{data} has no episode of at least {k + H} steps; lower --horizon")
     std = None if ds.is_pixel else getattr(model, "obs_std", None)  # states: MSE in training-std units
     res = evaluate_with_baselines(model, ds, train_ds, k, H, max_clips, device, std=std)
     if not ds.is_pixel:
@@ -249,7 +294,8 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
         lin = LinearDynamics().fit((train_ds or ds).clips(k + H, max_clips=4000, batch_size=256))
         res["linear least squares"] = evaluate_rollouts(lin, clips(), k, H, device=device, std=std)
     res["meta"] = dict(checkpoint=str(checkpoint), step=st["step"], data=str(data), env=ds.manifest.get("env_id"),
-                       mean_frame_from=str(train_data or data), units="PSNR dB / SSIM" if ds.is_pixel else "MSE in training-std units")
+                       mean_frame_from=str(train_data or data),
+                       units="PSNR dB / SSIM" if ds.is_pixel else "MSE in training-std units")
     run = make_run_dir(slug(ds.manifest.get("env_id", "data")), "eval", out)  # runs/<timestamp>_<env>_eval/
     save_eval(run/"eval.json", res)
     curves = {n: r for n, r in res.items() if n not in ("controllability", "meta")}
@@ -267,11 +313,16 @@ def evaluate_checkpoint(checkpoint, data, out="runs", horizon=None, context=None
 def eval_main(argv=None):
     "wm-eval --checkpoint CKPT --data DIR [--horizon H] [--context K] [--out runs]"
     p = CLIParser(prog="wm-eval", description="Open-loop rollout evaluation of a world-model checkpoint.")
-    p.add_argument("--checkpoint", type=existing_file, required=True); p.add_argument("--data", required=True, help="held-out dataset folder")
-    p.add_argument("--train-data", default=None, help="training dataset for the mean-frame (and linear) baseline (default: --data)")
+    p.add_argument("--checkpoint", type=existing_file, required=True)
+    p.add_argument("--data", required=True, help="held-out dataset folder")
+    p.add_argument(
+        "--train-data", default=None, help="training dataset for the mean-frame (and linear) baseline (default: --data)"
+    )
     p.add_argument("--horizon", type=positive_int, default=None, help="steps to predict (default: the model's)")
-    p.add_argument("--context", type=positive_int, default=None, help="real steps the model observes first (default: the model's)")
-    p.add_argument("--max-clips", type=positive_int, default=256); p.add_argument("--out", default="runs")
+    p.add_argument(
+        "--context", type=positive_int, default=None, help="real steps the model observes first (default: the model's)")
+    p.add_argument("--max-clips", type=positive_int, default=256)
+    p.add_argument("--out", default="runs")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     try:
@@ -283,30 +334,41 @@ def eval_main(argv=None):
     key, unit = ("psnr", "dB") if pixel else ("mse", "(training-std units)")
     names = [n for n in res if n not in ("controllability", "meta", "model")]
     for h in sorted({1, 4, len(m["h"])} & set(m["h"])):
-        print(f"h={h:>3}  {key} {unit}: model {m[key][h - 1]:.4g}   " + "   ".join(f"{n} {res[n][key][h - 1]:.4g}" for n in names))
+        print(f"h={h:>3}  {key} {unit}: model {m[key][h - 1]:.4g}   "
+              + "   ".join(f"{n} {res[n][key][h - 1]:.4g}" for n in names))
     c = res["controllability"]
-    print("controllability at h=1: " + (f"{c['delta_psnr'][0]:.3g} dB lost" if pixel else f"MSE rises by {c['mse_rise'][0]:.3g}") +
-          " when the future actions are shuffled across clips")
+    print("controllability at h=1: "
+          + (f"{c['delta_psnr'][0]:.3g} dB lost" if pixel else f"MSE rises by {c['mse_rise'][0]:.3g}")
+          + " when the future actions are shuffled across clips")
     print(f"eval -> {run}/eval.json")
     return 0
 
 # %% ../nbs/91_cli.ipynb #d0147277
 def leaderboard_main(argv=None):
     "wm-leaderboard --checkpoints A [B ...] --data HELDOUT [--train-data DIR] [--out runs]"
-    p = CLIParser(prog="wm-leaderboard", description="Score world-model checkpoints side by side on one held-out dataset, with the baselines.")
-    p.add_argument("--checkpoints", type=existing_file, nargs="+", required=True); p.add_argument("--data", required=True, help="held-out dataset folder")
-    p.add_argument("--train-data", default=None, help="training dataset: mean-frame baseline and generalisation gap (default: mean frame of --data, no gap)")
-    p.add_argument("--context", type=positive_int, default=4); p.add_argument("--horizon", type=positive_int, default=32)
-    p.add_argument("--max-clips", type=positive_int, default=256); p.add_argument("--ctrl-clips", type=positive_int, default=64)
-    p.add_argument("--out", default="runs"); p.add_argument("--device", default="cpu")
+    p = CLIParser(prog="wm-leaderboard",
+                  description="Score world-model checkpoints side by side on one held-out dataset, with the baselines.")
+    p.add_argument("--checkpoints", type=existing_file, nargs="+", required=True)
+    p.add_argument("--data", required=True, help="held-out dataset folder")
+    p.add_argument(
+        "--train-data", default=None,
+        help="training dataset: mean-frame baseline and generalisation gap (default: mean frame of --data, no gap)")
+    p.add_argument("--context", type=positive_int, default=4)
+    p.add_argument("--horizon", type=positive_int, default=32)
+    p.add_argument("--max-clips", type=positive_int, default=256)
+    p.add_argument("--ctrl-clips", type=positive_int, default=64)
+    p.add_argument("--out", default="runs")
+    p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     from worldmodels_nb.evaluation import EvalProtocol, board_markdown, leaderboard, row_name, save_leaderboard
     try:
         for d in (a.data, a.train_data):
             if d and read_manifest(d) is None: raise FileNotFoundError(f"{d}: no dataset there (manifest.json missing)")
-        held, train, dev = EpisodeDataset(a.data), EpisodeDataset(a.train_data) if a.train_data else None, str(get_device(a.device))
+        held, train, dev = (EpisodeDataset(a.data), EpisodeDataset(a.train_data) if a.train_data else None,
+                            str(get_device(a.device)))
         proto = EvalProtocol(a.context, a.horizon, a.max_clips, a.ctrl_clips, a.max_clips)
-        if next(iter(held.clips(a.context + a.horizon)), None) is None: raise ValueError(f"{a.data} has no episode of {a.context + a.horizon} steps; lower --horizon")
+        if next(iter(held.clips(a.context + a.horizon)), None) is None:
+            raise ValueError(f"{a.data} has no episode of {a.context + a.horizon} steps; lower --horizon")
         models = {}
         for ck in a.checkpoints:
             try: m, cfg, _ = load_world_model(ck, dev, held)

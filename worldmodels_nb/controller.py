@@ -25,8 +25,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from .core import (ConfigError, CheckpointError, atomic_write_text, find_runs, folder_lock, load_checkpoint, load_model,
-                                 make_run_dir, preset, save_checkpoint, set_rng_state)
+from .core import (ConfigError, CheckpointError, atomic_write_text, find_runs, folder_lock,
+                                 load_checkpoint, load_model, make_run_dir, preset, save_checkpoint, set_rng_state)
 from .dream import BatchedDream, dream_starts, tree_where
 from .envs import make_env
 from .metrics import to_unit
@@ -34,11 +34,13 @@ from .metrics import to_unit
 # %% ../nbs/07_dream_controller.ipynb #bae7ff06
 TAKE_COVER, CAR_RACING = "VizdoomTakeCover-v1", "CarRacing-v3"
 NUM_OUTPUTS = {TAKE_COVER: 1, CAR_RACING: 3}  # the paper's controller outputs per game
-TAKE_COVER_STAY, TAKE_COVER_RIGHT, TAKE_COVER_LEFT = 0, 1, 2  # VizDoom's button_map: [0, 0], [0, 1] = MOVE_RIGHT, [1, 0] = MOVE_LEFT
+# VizDoom's button_map: [0, 0], [0, 1] = MOVE_RIGHT, [1, 0] = MOVE_LEFT
+TAKE_COVER_STAY, TAKE_COVER_RIGHT, TAKE_COVER_LEFT = 0, 1, 2
 
 def num_outputs(env: str) -> int:
     "Controller outputs for `env` (a one-line ConfigError for a game without a paper controller)."
-    if env not in NUM_OUTPUTS: raise ConfigError(f"no controller head for env {env!r}; choose one of: {', '.join(NUM_OUTPUTS)}")
+    if env not in NUM_OUTPUTS:
+        raise ConfigError(f"no controller head for env {env!r}; choose one of: {', '.join(NUM_OUTPUTS)}")
     return NUM_OUTPUTS[env]
 
 class Controller(nn.Module):
@@ -54,7 +56,8 @@ class Controller(nn.Module):
     def num_params(self) -> int: return sum(p.numel() for p in self.parameters())
 
 def to_env_action(y, env: str):
-    "Raw outputs (..., out) -> the env's actions: Take Cover ids (...,) by tanh thresholds ±1/3; CarRacing (..., 3) steer, gas, brake."
+    ("Raw outputs (..., out) -> the env's actions: Take Cover ids (...,) "
+     "by tanh thresholds ±1/3; CarRacing (..., 3) steer, gas, brake.")
     a = torch.tanh(y)
     if env == TAKE_COVER:
         a = a[..., 0]
@@ -64,26 +67,32 @@ def to_env_action(y, env: str):
 # %% ../nbs/07_dream_controller.ipynb #7d31d6c1
 def unflatten_params(ctrl: Controller, theta):
     "Flat parameter vectors (P, N), in `ctrl.parameters()` order -> {name: (P, *shape)} for `functional_call`."
-    if theta.shape[-1] != ctrl.num_params: raise ValueError(f"expected {ctrl.num_params} parameters per candidate, got {theta.shape[-1]}")
+    if theta.shape[-1] != ctrl.num_params:
+        raise ValueError(f"expected {ctrl.num_params} parameters per candidate, got {theta.shape[-1]}")
     out, i = {}, 0
-    for n, p in ctrl.named_parameters(): out[n] = theta[:, i:i + p.numel()].reshape(len(theta), *p.shape); i += p.numel()
+    for n, p in ctrl.named_parameters():
+        out[n] = theta[:, i : i + p.numel()].reshape(len(theta), *p.shape)
+        i += p.numel()
     return out
 
 def population_actions(ctrl: Controller, theta, owner, obs):
     "Actions for observations (B, F), row b acted on by candidate owner[b] of theta (P, N): one vmapped call."
-    params = unflatten_params(ctrl, torch.as_tensor(np.asarray(theta), dtype=torch.float32)[torch.as_tensor(owner)])  # (B, ...)
+    # (B, ...)
+    params = unflatten_params(ctrl, torch.as_tensor(np.asarray(theta), dtype=torch.float32)[torch.as_tensor(owner)])
     y = vmap(lambda p, x: functional_call(ctrl, p, (x,)))(params, obs[:, None])[:, 0]  # (B, out)
     return to_env_action(y, ctrl.env)
 
 def population_policy(ctrl: Controller, theta, rollouts: int):
-    "The policy of P candidates x `rollouts` dreams (rows p * rollouts ... belong to candidate p), for `BatchedDream.rollout`."
+    ("The policy of P candidates x `rollouts` dreams (rows p * "
+     "rollouts ... belong to candidate p), for `BatchedDream.rollout`.")
     owner = torch.arange(len(theta) * rollouts) // rollouts
     return lambda obs: population_actions(ctrl, theta, owner, obs)
 
 # %% ../nbs/07_dream_controller.ipynb #59c5a03f
 @dataclass
 class ControllerConfig:
-    "A controller run: the game, C's shape, CMA-ES and where fitness comes from (a world model's dream, or the real game)."
+    ("A controller run: the game, C's shape, CMA-ES and where "
+     "fitness comes from (a world model's dream, or the real game).")
     env: str = TAKE_COVER
     obs_dim: int = 288  # set from the world model's features ([z, h] of V+M: 32 + 256)
     hidden: int = 0  # 0: linear C (the paper); > 0: one tanh hidden layer
@@ -105,11 +114,14 @@ class ControllerConfig:
 
     def build_model(self): return Controller(self.obs_dim, self.env, self.hidden)
     @classmethod
-    def smoke(cls): return cls(popsize=6, rollouts=2, generations=3, max_steps=40, eval_every=2, eval_rollouts=4, num_envs=2)
+    def smoke(cls):
+        return cls(popsize=6, rollouts=2, generations=3, max_steps=40, eval_every=2, eval_rollouts=4, num_envs=2)
     @classmethod
-    def quick(cls): return cls(popsize=16, rollouts=4, generations=10, tau=1.3, max_steps=2100, eval_every=5, eval_rollouts=32)
+    def quick(cls):
+        return cls(popsize=16, rollouts=4, generations=10, tau=1.3, max_steps=2100, eval_every=5, eval_rollouts=32)
     @classmethod
-    def full(cls): return cls(popsize=64, rollouts=16, generations=200, eval_every=10, eval_rollouts=1024, num_envs=16)  # the paper
+    # the paper
+    def full(cls): return cls(popsize=64, rollouts=16, generations=200, eval_every=10, eval_rollouts=1024, num_envs=16)
 
 # %% ../nbs/07_dream_controller.ipynb #feda33f7
 def check_controller_config(cfg: ControllerConfig) -> ControllerConfig:
@@ -119,13 +131,15 @@ def check_controller_config(cfg: ControllerConfig) -> ControllerConfig:
     for k in ("popsize", "rollouts", "generations", "max_steps", "eval_every", "eval_rollouts", "num_envs", "obs_dim"):
         if getattr(cfg, k) < 1: raise ConfigError(f"bad value {k}={getattr(cfg, k)}: it must be an integer >= 1")
     if cfg.popsize < 2: raise ConfigError(f"bad value popsize={cfg.popsize}: CMA-ES needs at least 2 candidates")
-    if cfg.sigma0 <= 0 or cfg.tau < 0 or cfg.weight_decay < 0: raise ConfigError("sigma0 must be > 0, tau and weight_decay >= 0")
+    if cfg.sigma0 <= 0 or cfg.tau < 0 or cfg.weight_decay < 0:
+        raise ConfigError("sigma0 must be > 0, tau and weight_decay >= 0")
     return cfg
 
 # %% ../nbs/07_dream_controller.ipynb #dc03133a
 def make_es(cfg: ControllerConfig, n: int) -> cma.CMAEvolutionStrategy:
     "pycma from x0 = 0 with sigma0, seeded, silent, writing no outcmaes/ files."
-    opts = dict(popsize=cfg.popsize, seed=cfg.seed + 1, verb_disp=0, verb_log=0, verbose=-9)  # pycma reads seed 0 as 'time'
+    # pycma reads seed 0 as 'time'
+    opts = dict(popsize=cfg.popsize, seed=cfg.seed + 1, verb_disp=0, verb_log=0, verbose=-9)
     return cma.CMAEvolutionStrategy(np.zeros(n), cfg.sigma0, opts)
 
 def l2_penalty(theta, weight_decay: float):
@@ -134,20 +148,28 @@ def l2_penalty(theta, weight_decay: float):
 
 # %% ../nbs/07_dream_controller.ipynb #daac24c4
 def save_es(path, ctrl, cfg, es, X: list, F: list, history: list):
-    "Atomically save C (at the distribution mean) and the ES as arrays: every generation's candidates and costs, plus the RNG states."
+    ("Atomically save C (at the distribution mean) and the ES as arrays: "
+     "every generation's candidates and costs, plus the RNG states.")
     torch.nn.utils.vector_to_parameters(torch.as_tensor(es.result.xfavorite, dtype=torch.float32), ctrl.parameters())
-    rec = dict(X=torch.as_tensor(np.stack(X)), F=torch.as_tensor(np.stack(F)), mean=torch.as_tensor(es.mean), sigma=float(es.sigma))
+    rec = dict(X=torch.as_tensor(np.stack(X)), F=torch.as_tensor(np.stack(F)), mean=torch.as_tensor(es.mean),
+               sigma=float(es.sigma))
     return save_checkpoint(path, ctrl, step=len(X), config=cfg, es=rec, history=history)
 
 def load_es(path, cfg: ControllerConfig, n: int):
     "Rebuild the ES of a saved run by replaying its ask/tell record; returns (es, X, F, history)."
     st = load_checkpoint(path)
-    if "es" not in st["extra"]: raise CheckpointError(f"{path} holds no CMA-ES record; is it a controller run's checkpoints/last.pt?")
-    if (st["config"] or {}).get("env") != cfg.env: raise ConfigError(f"{path} is an evolution for {(st['config'] or {}).get('env')}, not {cfg.env}; resume it with that env or start a new run")
+    if "es" not in st["extra"]:
+        raise CheckpointError(f"{path} holds no CMA-ES record; is it a controller run's checkpoints/last.pt?")
+    if (st["config"] or {}).get("env") != cfg.env:
+        raise ConfigError(f"{path} is an evolution for {(st['config'] or {}).get('env')}, "
+                          f"not {cfg.env}; resume it with that env or start a new run")
     es, rec = make_es(cfg, n), st["extra"]["es"]
     X, F = [x.numpy() for x in rec["X"]], [f.numpy() for f in rec["F"]]
-    for x, f in zip(X, F): es.ask(); es.tell(list(x), list(f))
-    if not np.allclose(es.mean, rec["mean"].numpy()): raise CheckpointError(f"{path}: replaying the evolution did not give its saved mean (another pycma version?)")
+    for x, f in zip(X, F):
+        es.ask()
+        es.tell(list(x), list(f))
+    if not np.allclose(es.mean, rec["mean"].numpy()):
+        raise CheckpointError(f"{path}: replaying the evolution did not give its saved mean (another pycma version?)")
     set_rng_state(st["rng"])
     return es, X, F, list(st["extra"]["history"])
 
@@ -155,30 +177,45 @@ def load_es(path, cfg: ControllerConfig, n: int):
 HISTORY_KEYS = ("generation", "best", "mean", "std", "sigma", "eval_mean", "seconds")
 
 def _write_metrics(run_dir, hist):
-    atomic_write_text(Path(run_dir)/"metrics.csv", ",".join(HISTORY_KEYS) + "\n" + "".join(",".join(f"{h[k]:.6g}" for k in HISTORY_KEYS) + "\n" for h in hist))
+    atomic_write_text(
+        Path(run_dir) / "metrics.csv",
+        ",".join(HISTORY_KEYS) + "\n" + "".join(",".join(f"{h[k]:.6g}" for k in HISTORY_KEYS) + "\n" for h in hist))
 
-def train_controller(cfg: ControllerConfig, fitness, run_dir=None, out_dir="runs", stop_after: int | None = None, progress: bool = True):
-    "CMA-ES on C with `fitness(theta (P, N), rollouts, seed) -> (P,) mean returns`; resumes from run_dir/checkpoints/last.pt."
+def train_controller(
+    cfg: ControllerConfig, fitness, run_dir=None, out_dir="runs", stop_after: int | None = None, progress: bool = True):
+    ("CMA-ES on C with `fitness(theta (P, N), rollouts, seed) -> "
+     "(P,) mean returns`; resumes from run_dir/checkpoints/last.pt.")
     ctrl = check_controller_config(cfg).build_model()
     run_dir = Path(run_dir) if run_dir else make_run_dir("controller", cfg.env, out_dir)
     last, best = run_dir/"checkpoints"/"last.pt", run_dir/"checkpoints"/"best.pt"
     with folder_lock(run_dir):
-        es, X, F, hist = load_es(last, cfg, ctrl.num_params) if last.exists() else (make_es(cfg, ctrl.num_params), [], [], [])
+        es, X, F, hist = (
+            load_es(last, cfg, ctrl.num_params) if last.exists() else (make_es(cfg, ctrl.num_params), [], [], []))
         atomic_write_text(run_dir/"resolved_config.json", json.dumps(cfg.__dict__, indent=1))
         for g in range(len(X), cfg.generations if stop_after is None else min(cfg.generations, stop_after)):
             t0, theta = time.time(), np.asarray(es.ask())
             R = np.asarray(fitness(theta, cfg.rollouts, cfg.seed * 100_003 + g), np.float64)
             cost = -(R - l2_penalty(theta, cfg.weight_decay))  # pycma minimises
-            es.tell(list(theta), list(cost)); X.append(theta); F.append(cost)
-            row = dict(generation=g + 1, best=R.max(), mean=R.mean(), std=R.std(), sigma=es.sigma, eval_mean=float("nan"))
-            if (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.generations:  # the distribution mean, not the luckiest sample
+            es.tell(list(theta), list(cost))
+            X.append(theta)
+            F.append(cost)
+            row = dict(
+                generation=g + 1, best=R.max(), mean=R.mean(), std=R.std(), sigma=es.sigma, eval_mean=float("nan"))
+            # the distribution mean, not the luckiest sample
+            if (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.generations:
                 row["eval_mean"] = float(np.mean(fitness(es.result.xfavorite[None], cfg.eval_rollouts, 10**9 + g)))
-            row["seconds"] = time.time() - t0; hist.append({k: float(v) for k, v in row.items()})  # plain floats: weights-only loadable
-            save_es(last, ctrl, cfg, es, X, F, hist); _write_metrics(run_dir, hist)
-            if row["eval_mean"] >= max((h["eval_mean"] for h in hist[:-1] if h["eval_mean"] == h["eval_mean"]), default=-math.inf):
+            # plain floats: weights-only loadable
+            row["seconds"] = time.time() - t0
+            hist.append({k: float(v) for k, v in row.items()})
+            save_es(last, ctrl, cfg, es, X, F, hist)
+            _write_metrics(run_dir, hist)
+            if row["eval_mean"] >= max(
+                (h["eval_mean"] for h in hist[:-1] if h["eval_mean"] == h["eval_mean"]), default=-math.inf):
                 save_es(best, ctrl, cfg, es, X, F, hist)
-            if progress: print(f"gen {g + 1}: best {R.max():.1f} mean {R.mean():.1f} sigma {es.sigma:.3f}" +
-                               ("" if math.isnan(row["eval_mean"]) else f" evaluated mean {row['eval_mean']:.1f}") + f" ({row['seconds']:.1f}s)")
+            if progress:
+                print(f"gen {g + 1}: best {R.max():.1f} mean {R.mean():.1f} sigma {es.sigma:.3f}"
+                      + ("" if math.isnan(row["eval_mean"]) else f" evaluated mean {row['eval_mean']:.1f}")
+                      + f" ({row['seconds']:.1f}s)")
     torch.nn.utils.vector_to_parameters(torch.as_tensor(es.result.xfavorite, dtype=torch.float32), ctrl.parameters())
     return ctrl, run_dir, hist
 
@@ -186,8 +223,11 @@ def train_controller(cfg: ControllerConfig, fitness, run_dir=None, out_dir="runs
 def load_controller(path, env: str):
     "(C, config) from a controller run's checkpoint, refusing one trained for another game."
     ctrl, cfg, _ = load_model(path)
-    if not isinstance(ctrl, Controller): raise CheckpointError(f"{path} is not a controller checkpoint (it holds a {type(ctrl).__name__})")
-    if cfg.env != env: raise ConfigError(f"{path} is a controller for {cfg.env}, not {env}; train one with wm-train controller --env {env}")
+    if not isinstance(ctrl, Controller):
+        raise CheckpointError(f"{path} is not a controller checkpoint (it holds a {type(ctrl).__name__})")
+    if cfg.env != env:
+        raise ConfigError(
+            f"{path} is a controller for {cfg.env}, not {env}; train one with wm-train controller --env {env}")
     return ctrl.eval(), cfg
 
 # %% ../nbs/07_dream_controller.ipynb #48e0278e
@@ -203,17 +243,21 @@ def dream_fitness(dream: BatchedDream, ctrl: Controller, theta, rollouts: int, s
     return (length.float() if survival else ret).view(len(theta), rollouts).mean(1).numpy()
 
 def train_controller_in_dream(cfg: ControllerConfig, model, starts: dict, run_dir=None, out_dir="runs", **kw):
-    "Train C entirely inside the dream of ANY `Dreamable` world model (V+M, RSSM, ...), from real starts (`dream_starts`)."
+    ("Train C entirely inside the dream of ANY `Dreamable` world "
+     "model (V+M, RSSM, ...), from real starts (`dream_starts`).")
     if cfg.done_mode != "never" and not has_done_head(model):
-        raise ConfigError(f"{type(model).__name__} has no done head, but done_mode={cfg.done_mode!r} needs one to end dreams; train it with a done loss or set done_mode=never")
+        raise ConfigError(f"{type(model).__name__} has no done head, but done_mode={cfg.done_mode!r} "
+                          f"needs one to end dreams; train it with a done loss or set done_mode=never")
     dream = BatchedDream(model, starts, cfg.tau, cfg.max_steps, cfg.done_mode)
     cfg.obs_dim = dream.obs_dim
     ctrl = cfg.build_model()
-    return train_controller(cfg, lambda th, R, s: dream_fitness(dream, ctrl, th, R, s, cfg.survival_reward), run_dir, out_dir, **kw)
+    return train_controller(
+        cfg, lambda th, R, s: dream_fitness(dream, ctrl, th, R, s, cfg.survival_reward), run_dir, out_dir, **kw)
 
 # %% ../nbs/07_dream_controller.ipynb #4b6a6342
 class RealFeatures:
-    "Any `Dreamable` world model as the agent sees the real game: `dream_start` on an episode's first frame, `dream_observe` after each step; features = `dream_features`."
+    ("Any `Dreamable` world model as the agent sees the real game: `dream_start` on an "
+     "episode's first frame, `dream_observe` after each step; features = `dream_features`.")
     def __init__(self, model): self.model = model
     def _frames(self, obs):
         "Env observations (B, H, W, C) uint8 -> (B, C, H, W) in [0, 1]; low-dim states (B, D) as floats."
@@ -224,7 +268,8 @@ class RealFeatures:
         "Features of the first frames of the envs in `mask` (all if None): their state restarts from that frame alone."
         x = self._frames(frames)
         sp = self.model.dream_action_space()  # k = 1: no action yet, (B, 0) or (B, 0, A)
-        none = torch.zeros(len(x), 0, dtype=torch.long) if isinstance(sp, gym.spaces.Discrete) else torch.zeros(len(x), 0, *sp.shape)
+        none = (torch.zeros(len(x), 0, dtype=torch.long) if isinstance(sp, gym.spaces.Discrete)
+                else torch.zeros(len(x), 0, *sp.shape))
         new = self.model.dream_start(x[:, None], none)
         self.state = new if mask is None else tree_where(torch.as_tensor(np.asarray(mask)), new, self.state)
         return self.model.dream_features(self.state)
@@ -236,13 +281,16 @@ class RealFeatures:
 
 # %% ../nbs/07_dream_controller.ipynb #ff6fdc7f
 def real_vec_env(env_id: str, num_envs: int, max_steps: int = 2100):
-    "`num_envs` copies of `make_env(env_id)` capped at `max_steps`, in one Gymnasium SyncVectorEnv with same-step autoreset."
+    ("`num_envs` copies of `make_env(env_id)` capped at `max_steps`, "
+     "in one Gymnasium SyncVectorEnv with same-step autoreset.")
     return gym.vector.SyncVectorEnv([partial(make_env, env_id, max_episode_steps=max_steps)] * num_envs,
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 @torch.no_grad()
-def real_returns(env_id: str, policy, episodes: int, num_envs: int = 8, seed: int = 0, max_steps: int = 2100, features=None):
-    "(returns (episodes,), real steps) of `policy(features (B, F) or None, episode id (B,)) -> actions` over `episodes` real episodes."
+def real_returns(
+    env_id: str, policy, episodes: int, num_envs: int = 8, seed: int = 0, max_steps: int = 2100, features=None):
+    ("(returns (episodes,), real steps) of `policy(features (B, F) or "
+     "None, episode id (B,)) -> actions` over `episodes` real episodes.")
     num_envs = min(num_envs, episodes)
     vec = real_vec_env(env_id, num_envs, max_steps)
     try:
@@ -252,8 +300,12 @@ def real_returns(env_id: str, policy, episodes: int, num_envs: int = 8, seed: in
         while (slot >= 0).any():  # slot[i]: the episode env i plays, -1 when none is left for it
             a = policy(feat, np.maximum(slot, 0))
             obs, r, term, trunc, _ = vec.step(np.asarray(a))
-            cur += np.asarray(r, np.float64); steps += int((slot >= 0).sum()); end = np.asarray(term) | np.asarray(trunc)
-            if features: feat = features.step(a, obs); feat = features.reset(obs, end) if end.any() else feat
+            cur += np.asarray(r, np.float64)
+            steps += int((slot >= 0).sum())
+            end = np.asarray(term) | np.asarray(trunc)
+            if features:
+                feat = features.step(a, obs)
+                feat = features.reset(obs, end) if end.any() else feat
             for i in np.flatnonzero(end):
                 if slot[i] >= 0: ret[slot[i]], slot[i], nxt = cur[i], (nxt if nxt < episodes else -1), nxt + 1
                 cur[i] = 0
@@ -276,14 +328,17 @@ def random_returns(env_id: str, episodes: int, num_envs: int = 8, seed: int = 0,
 
 # %% ../nbs/07_dream_controller.ipynb #202e4c87
 def course_world_model(env: str, scale: str = "quick", out_dir="runs", data_root="data", checkpoint: str = "auto"):
-    "(V+M, checkpoint) for `env`: `checkpoint`, else the newest 06_mdnrnn run of `env` under out_dir or its parent, else trained now."
+    ("(V+M, checkpoint) for `env`: `checkpoint`, else the newest 06_mdnrnn "
+     "run of `env` under out_dir or its parent, else trained now.")
     from worldmodels_nb.mdnrnn import MDNRNNConfig, VMWorldModel, latent_datasets, train_mdnrnn
     if checkpoint == "auto":
-        runs = [r for r in find_runs("mdnrnn", env, [out_dir, Path(out_dir).parent]) if (r/"checkpoints"/"best.pt").exists()]
+        runs = [r for r in find_runs("mdnrnn", env, [out_dir, Path(out_dir).parent])
+                if (r / "checkpoints" / "best.pt").exists()]
         checkpoint = str(runs[0]/"checkpoints"/"best.pt") if runs else ""
     if checkpoint:
         mdn, cfg, _ = load_model(checkpoint)
-        if not hasattr(mdn, "as_world_model"): raise ConfigError(f"{checkpoint} is not an MDN-RNN checkpoint (it holds a {type(mdn).__name__})")
+        if not hasattr(mdn, "as_world_model"):
+            raise ConfigError(f"{checkpoint} is not an MDN-RNN checkpoint (it holds a {type(mdn).__name__})")
         if cfg.env != env: raise ConfigError(f"{checkpoint} is an M of {cfg.env}, not of {env}")
         return mdn.as_world_model(cfg).eval(), checkpoint
     L = latent_datasets(env, scale, data_root, out_dir, progress=False)
@@ -310,35 +365,54 @@ def gae(rewards, values, last_value, ends, gamma: float = 0.99, lam: float = 0.9
     return adv, adv + values
 
 # %% ../nbs/07_dream_controller.ipynb #0b9493f2
-def ppo_update(agent: ActorCritic, opt, x, a, logp_old, adv, ret, epochs: int = 4, minibatch: int = 256, clip: float = 0.2,
-               ent: float = 0.01, gen=None):
+def ppo_update(agent: ActorCritic, opt, x, a, logp_old, adv, ret, epochs: int = 4, minibatch: int = 256,
+               clip: float = 0.2, ent: float = 0.01, gen=None):
     "The clipped-surrogate PPO step over one rollout's flat batch (N, ...): `epochs` passes of shuffled minibatches."
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     for _ in range(epochs):
         for i in torch.randperm(len(x), generator=gen).split(minibatch):
-            d = agent.dist(x[i]); ratio = (d.log_prob(a[i]) - logp_old[i]).exp()
+            d = agent.dist(x[i])
+            ratio = (d.log_prob(a[i]) - logp_old[i]).exp()
             pg = -torch.min(ratio * adv[i], ratio.clamp(1 - clip, 1 + clip) * adv[i]).mean()
             loss = pg + 0.5 * (agent.value(x[i]) - ret[i]).pow(2).mean() - ent * d.entropy().mean()
-            opt.zero_grad(); loss.backward(); nn.utils.clip_grad_norm_(agent.parameters(), 0.5); opt.step()
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), 0.5)
+            opt.step()
 
 # %% ../nbs/07_dream_controller.ipynb #942fea82
-def train_ppo_real(vm, env_id: str, real_steps: int, num_envs: int = 8, horizon: int = 128, seed: int = 0, lr: float = 3e-4,
-                   max_steps: int = 2100, reward_scale: float = 0.1):
-    "PPO on V+M's features [z, h] in the real game for `real_steps` real steps: (agent, real steps, returns of finished episodes)."
-    torch.manual_seed(seed); gen = torch.Generator().manual_seed(seed)
+def train_ppo_real(vm, env_id: str, real_steps: int, num_envs: int = 8, horizon: int = 128, seed: int = 0,
+                   lr: float = 3e-4, max_steps: int = 2100, reward_scale: float = 0.1):
+    ("PPO on V+M's features [z, h] in the real game for `real_steps` "
+     "real steps: (agent, real steps, returns of finished episodes).")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     vec, feats = real_vec_env(env_id, num_envs, max_steps), RealFeatures(vm)
     try:
-        obs = vec.reset(seed=seed)[0]; x = feats.reset(obs)
+        obs = vec.reset(seed=seed)[0]
+        x = feats.reset(obs)
         agent = ActorCritic(x.shape[-1], vec.single_action_space.n)
         opt, done_returns, cur, steps = torch.optim.Adam(agent.parameters(), lr), [], np.zeros(num_envs), 0
         while steps < real_steps:
             X, A, L, V, R, E = [], [], [], [], [], []
             for _ in range(horizon):
-                with torch.no_grad(): d = agent.dist(x); a = d.sample(); X.append(x); A.append(a); L.append(d.log_prob(a)); V.append(agent.value(x))
-                obs, r, term, trunc, _ = vec.step(a.numpy()); end = np.asarray(term) | np.asarray(trunc); steps += num_envs
-                cur += r; done_returns += cur[end].tolist(); cur[end] = 0
-                R.append(torch.as_tensor(r, dtype=torch.float32) * reward_scale); E.append(torch.as_tensor(end, dtype=torch.float32))
-                x = feats.step(a, obs); x = feats.reset(obs, end) if end.any() else x
+                with torch.no_grad():
+                    d = agent.dist(x)
+                    a = d.sample()
+                    X.append(x)
+                    A.append(a)
+                    L.append(d.log_prob(a))
+                    V.append(agent.value(x))
+                obs, r, term, trunc, _ = vec.step(a.numpy())
+                end = np.asarray(term) | np.asarray(trunc)
+                steps += num_envs
+                cur += r
+                done_returns += cur[end].tolist()
+                cur[end] = 0
+                R.append(torch.as_tensor(r, dtype=torch.float32) * reward_scale)
+                E.append(torch.as_tensor(end, dtype=torch.float32))
+                x = feats.step(a, obs)
+                x = feats.reset(obs, end) if end.any() else x
             with torch.no_grad(): adv, ret = gae(torch.stack(R), torch.stack(V), agent.value(x), torch.stack(E))
             ppo_update(agent, opt, torch.cat(X), torch.cat(A), torch.cat(L), adv.flatten(), ret.flatten(), gen=gen)
     finally: vec.close()

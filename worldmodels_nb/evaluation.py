@@ -23,8 +23,8 @@ import torch
 
 from .core import atomic_write_text, find_runs, make_run_dir, slug
 from .data import USER_ERRORS, EpisodeDataset
-from .metrics import (CopyLastFrame, MeanFrame, controllability, evaluate_rollouts, plot_metric_vs_horizon,
-                                    save_eval, save_figure, to_unit)
+from .metrics import (CopyLastFrame, MeanFrame, controllability, evaluate_rollouts,
+                                    plot_metric_vs_horizon, save_eval, save_figure, to_unit)
 
 # %% ../nbs/10_evaluation.ipynb #e05b4056
 @dataclass
@@ -32,7 +32,8 @@ class EvalProtocol:
     "The one rollout protocol every row is scored by (04_pixel's): context, horizon and how many held-out clips."
     context: int = 4  # real frames observed before imagining
     horizon: int = 32  # frames imagined open-loop
-    max_clips: int = 256  # held-out clips (the first ones of the folder, non-overlapping, batches of 64), as in 04_pixel
+    # held-out clips (the first ones of the folder, non-overlapping, batches of 64), as in 04_pixel
+    max_clips: int = 256
     ctrl_clips: int = 64  # clips for controllability (two extra rollouts each: true and shuffled actions)
     gap_clips: int = 64  # clips of training levels for the generalisation gap
     batch_size: int = 64
@@ -51,7 +52,8 @@ class Family:
     stage: str  # its run folders are `*_<stage>_<env>` (core.find_runs)
     notebook: str  # the notebook that trains it and reports its numbers
     summary: tuple = ()  # (summary stage, key with {h}) of the PSNR its notebook wrote with save_summary; () if none
-    train: Callable | None = None  # train(scale, env, data_root, out_dir) -> run folder, when no run is found; None: row only if a run exists
+    # train(scale, env, data_root, out_dir) -> run folder, when no run is found; None: row only if a run exists
+    train: Callable | None = None
 
 FAMILIES: dict[str, Family] = {}
 
@@ -64,8 +66,8 @@ def register_family(f: Family) -> Family:
 def _wm_train_args(scale: str, env: str, data_root, out_dir):
     "The parsed `wm-train` arguments of a run on the course's datasets."
     import argparse
-    return argparse.Namespace(env=env, scale=scale, data=None, heldout=None, data_root=str(data_root), out=str(out_dir), resume=None,
-                              overrides=[], encode=None)
+    return argparse.Namespace(env=env, scale=scale, data=None, heldout=None, data_root=str(data_root), out=str(out_dir),
+                              resume=None, overrides=[], encode=None)
 
 def train_with_cli(family: str) -> Callable:
     "train(scale, env, data_root, out_dir) -> run folder, through `wm-train family`'s driver (91_cli)."
@@ -88,7 +90,8 @@ def train_pixel_rssm(scale: str, env: str, data_root, out_dir) -> Path:
 register_family(Family("pixel", "pixel", "04_pixel", ("pixel", "PSNR h={h}"), train_with_cli("pixel")))
 register_family(Family("V+M", "mdnrnn", "06_mdnrnn", ("mdnrnn", "V+M PSNR h={h}"), train_with_cli("mdnrnn")))
 register_family(Family("RSSM (pixel)", "rssm-pixel", "08_rssm", ("rssm", "pixel RSSM PSNR h={h}"), train_pixel_rssm))
-register_family(Family("tokens", "tokens", "09_tokens", ("tokens", "PSNR h={h}")))  # a row as soon as a 09_tokens run exists
+# a row as soon as a 09_tokens run exists
+register_family(Family("tokens", "tokens", "09_tokens", ("tokens", "PSNR h={h}")))
 
 # %% ../nbs/10_evaluation.ipynb #1d2f237a
 def checkpoint_of(run_dir) -> Path | None:
@@ -98,28 +101,37 @@ def checkpoint_of(run_dir) -> Path | None:
     return None
 
 def find_family(fam: Family, env: str, roots, held, device="cpu"):
-    "The newest run of `fam` under `roots` whose checkpoint rebuilds alone and fits `held`: (model, config, checkpoint) or (None, None, why not)."
+    ("The newest run of `fam` under `roots` whose checkpoint rebuilds alone "
+     "and fits `held`: (model, config, checkpoint) or (None, None, why not).")
     from worldmodels_nb.cli import load_world_model
     why = f"no run folder *_{fam.stage}_{slug(env)} under {' or '.join(map(str, roots))}"
     for run in find_runs(fam.stage, env, roots):
-        if (ck := checkpoint_of(run)) is None: why = f"{run.name} has no checkpoint"; continue
-        try: model, cfg, _ = load_world_model(ck, device, held); return model, cfg, ck
-        except USER_ERRORS as e: why = f"{run.name}: {e}"
+        if (ck := checkpoint_of(run)) is None:
+            why = f"{run.name} has no checkpoint"
+            continue
+        try:
+            model, cfg, _ = load_world_model(ck, device, held)
+            return model, cfg, ck
+        except USER_ERRORS as e:
+            why = f"{run.name}: {e}"
     return None, None, why
 
 # %% ../nbs/10_evaluation.ipynb #d60d229a
 def training_stats(run_dir) -> dict:
-    "Steps, minutes spent in training steps (validation excluded) and samples/s, from a run folder's metrics.csv ({} if none)."
+    ("Steps, minutes spent in training steps (validation excluded) "
+     "and samples/s, from a run folder's metrics.csv ({} if none).")
     p = Path(run_dir)/"metrics.csv"
     rows = [r for r in csv.DictReader(p.open()) if r.get("steps_per_s")] if p.is_file() else []
     if not rows: return {}
-    steps = np.array([int(r["step"]) for r in rows]); n = np.diff(steps, prepend=0)
+    steps = np.array([int(r["step"]) for r in rows])
+    n = np.diff(steps, prepend=0)
     sec = float(sum(k / float(r["steps_per_s"]) for k, r in zip(n, rows)))
     samples = float(sum(k * float(r["samples_per_s"]) / float(r["steps_per_s"]) for k, r in zip(n, rows)))
     return dict(train_steps=int(steps[-1]), train_minutes=sec / 60, train_samples_per_s=samples / max(sec, 1e-9))
 
 def training_cost(checkpoint, cfg=None) -> dict:
-    "Training cost of a checkpoint's run; for V+M the minutes of V (its config's `vae_checkpoint`) are added, samples/s stay M's."
+    ("Training cost of a checkpoint's run; for V+M the minutes of V "
+     "(its config's `vae_checkpoint`) are added, samples/s stay M's.")
     parts = {"model": training_stats(Path(checkpoint).parent.parent)}
     if getattr(cfg, "vae_checkpoint", None): parts["V"] = training_stats(Path(cfg.vae_checkpoint).parent.parent)
     main = parts["model"]
@@ -145,7 +157,8 @@ def imagination_fps(model, held, context: int, batch_size: int = 64, steps: int 
 
 # %% ../nbs/10_evaluation.ipynb #dc719d08
 def score(model, held, proto: EvalProtocol, train=None, device="cpu") -> dict:
-    "One row: rollout metrics on the protocol's held-out clips, controllability, and (with `train`) PSNR/SSIM on training-level clips."
+    ("One row: rollout metrics on the protocol's held-out clips, "
+     "controllability, and (with `train`) PSNR/SSIM on training-level clips.")
     T = proto.context + proto.horizon
     clips = lambda ds, n: ds.clips(T, max_clips=n, batch_size=proto.batch_size)
     row = evaluate_rollouts(model, clips(held, proto.max_clips), proto.context, proto.horizon, device=device)
@@ -158,7 +171,8 @@ def score(model, held, proto: EvalProtocol, train=None, device="cpu") -> dict:
 
 # %% ../nbs/10_evaluation.ipynb #6b9ffd07
 def crossings(rows: dict, shown: list[int]) -> dict:
-    "Per model row: the horizons where it beats copy-last-frame in PSNR, and the first shown horizon where it no longer does."
+    ("Per model row: the horizons where it beats copy-last-frame in "
+     "PSNR, and the first shown horizon where it no longer does.")
     copy = np.asarray(rows["copy-last-frame"]["psnr"])
     out = {}
     for name, r in rows.items():
@@ -169,20 +183,27 @@ def crossings(rows: dict, shown: list[int]) -> dict:
 
 # %% ../nbs/10_evaluation.ipynb #731410fb
 def leaderboard(models: dict, held, train, proto: EvalProtocol, device="cpu", fps: bool = True, progress=print) -> dict:
-    "Score models (name -> dict(model=, checkpoint=, config=)) and both baselines on the same clips; `train`: mean frame and gap clips."
-    mean = MeanFrame().fit((train or held).clips(proto.context + proto.horizon, max_clips=512, batch_size=128))  # as evaluate_with_baselines
+    ("Score models (name -> dict(model=, checkpoint=, config=)) and both "
+     "baselines on the same clips; `train`: mean frame and gap clips.")
+    # as evaluate_with_baselines
+    mean = MeanFrame().fit((train or held).clips(proto.context + proto.horizon, max_clips=512, batch_size=128))
     rows = {}
     for name, e in {**models, "copy-last-frame": dict(model=CopyLastFrame()), "mean-frame": dict(model=mean)}.items():
         t0, m = time.time(), e["model"]
-        row = score(m, held, proto, train, device) | dict(kind="model" if name in models else "baseline", params=count_params(m),
-                                                         checkpoint=str(e.get("checkpoint") or ""))
-        if fps: row.update(imagine_fps_b1=imagination_fps(m, held, proto.context, 1), imagine_fps_b64=imagination_fps(m, held, proto.context, 64))
+        row = score(m, held, proto, train, device) | dict(kind="model" if name in models else "baseline",
+                                                          params=count_params(m),
+                                                          checkpoint=str(e.get("checkpoint") or ""))
+        if fps:
+            row.update(imagine_fps_b1=imagination_fps(m, held, proto.context, 1),
+                       imagine_fps_b64=imagination_fps(m, held, proto.context, 64))
         if e.get("checkpoint"): row.update(training_cost(e["checkpoint"], e.get("config")))
         rows[name] = row | dict(eval_seconds=time.time() - t0)
-        if progress: progress(f"{name}: PSNR h=1 {row['psnr'][0]:.2f} dB, h={proto.horizon} {row['psnr'][-1]:.2f} dB ({time.time() - t0:.0f}s)")
-    return dict(format="worldmodels_nb.leaderboard/1", env=held.manifest.get("env_id"), data=str(Path(held.path).resolve()),
-                train_data=str(Path(train.path).resolve()) if train else None, protocol=vars(proto) | dict(shown=proto.shown), rows=rows,
-                crossings=crossings(rows, proto.shown))
+        if progress:
+            progress(f"{name}: PSNR h=1 {row['psnr'][0]:.2f} dB, h={proto.horizon} "
+                     f"{row['psnr'][-1]:.2f} dB ({time.time() - t0:.0f}s)")
+    return dict(format="worldmodels_nb.leaderboard/1", env=held.manifest.get("env_id"),
+                data=str(Path(held.path).resolve()), train_data=str(Path(train.path).resolve()) if train else None,
+                protocol=vars(proto) | dict(shown=proto.shown), rows=rows, crossings=crossings(rows, proto.shown))
 
 # %% ../nbs/10_evaluation.ipynb #adb6e274
 def _f(v, spec: str = ".2f") -> str:
@@ -190,25 +211,28 @@ def _f(v, spec: str = ".2f") -> str:
     return "–" if v is None or not np.isfinite(v) else format(v, spec)
 
 def board_rows(board: dict) -> list[list[str]]:
-    "The leaderboard's cells: PSNR and SSIM ± 95% CI per shown h, controllability at h=1, size, training cost, imagination speed."
+    ("The leaderboard's cells: PSNR and SSIM ± 95% CI per shown h, "
+     "controllability at h=1, size, training cost, imagination speed.")
     hs, out = board["protocol"]["shown"], []
     for name, r in board["rows"].items():
         ci = lambda h: (np.nan_to_num(r["psnr_hi"][h - 1], nan=np.nan, posinf=np.nan) - r["psnr_lo"][h - 1]) / 2
         out.append([name, *[f"{_f(r['psnr'][h - 1])} ± {_f(ci(h))}" for h in hs],
                     *[f"{_f(r['ssim'][h - 1], '.3f')} ± {_f(r['ssim_ci'][h - 1], '.3f')}" for h in hs],
                     _f(r["controllability"]["delta_psnr"][0]), f"{r['params']:,}", _f(r.get("train_minutes"), ".1f"),
-                    _f(r.get("train_samples_per_s"), ".0f"), _f(r.get("imagine_fps_b1"), ".0f"), _f(r.get("imagine_fps_b64"), ".0f")])
+                    _f(r.get("train_samples_per_s"), ".0f"), _f(r.get("imagine_fps_b1"), ".0f"),
+                    _f(r.get("imagine_fps_b64"), ".0f")])
     return out
 
 def board_markdown(board: dict) -> str:
     "leaderboard.md: the protocol in one line, then the table."
     p, hs = board["protocol"], board["protocol"]["shown"]
-    head = ["family", *[f"PSNR h={h}" for h in hs], *[f"SSIM h={h}" for h in hs], "ctrl. dB (h=1)", "params", "train min",
-            "train samples/s", "imagine fps (B=1)", "imagine fps (B=64)"]
+    head = ["family", *[f"PSNR h={h}" for h in hs], *[f"SSIM h={h}" for h in hs], "ctrl. dB (h=1)", "params",
+            "train min", "train samples/s", "imagine fps (B=1)", "imagine fps (B=64)"]
     n = next(iter(board["rows"].values()))["num_clips"]
-    lines = [f"Open-loop PSNR (dB) / SSIM ± 95% CI on {n} held-out clips of {Path(board['data']).name} ({board['env']}), "
-             f"context {p['context']}, horizon {p['horizon']}; controllability on {p['ctrl_clips']} clips.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"Open-loop PSNR (dB) / SSIM ± 95% CI on {n} held-out clips of {Path(board['data']).name} ({board['env']}), "
+        f"context {p['context']}, horizon {p['horizon']}; controllability on {p['ctrl_clips']} clips.", "",
+        "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in board_rows(board)]) + "\n"
 
 # %% ../nbs/10_evaluation.ipynb #e4613530
@@ -221,15 +245,18 @@ def plot_board(board: dict, path=None, metric: str = "psnr"):
 
 def save_leaderboard(board: dict, folder) -> dict:
     "Write leaderboard.json, leaderboard.md and leaderboard_psnr.png into `folder`, atomically."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    paths = dict(json=save_eval(folder/"leaderboard.json", board), md=atomic_write_text(folder/"leaderboard.md", board_markdown(board)),
-                 plot=folder/"leaderboard_psnr.png")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = dict(json=save_eval(folder / "leaderboard.json", board),
+                 md=atomic_write_text(folder / "leaderboard.md", board_markdown(board)),
+                 plot=folder / "leaderboard_psnr.png")
     plt.close(plot_board(board, paths["plot"]))
     return paths
 
 # %% ../nbs/10_evaluation.ipynb #729c3f44
 def reported_psnr(fam: Family, checkpoint) -> dict:
-    "{h: PSNR} that `fam`'s notebook reported for this run (its `summary_<stage>.json`, beside the run folder); {} if none."
+    ("{h: PSNR} that `fam`'s notebook reported for this run (its "
+     "`summary_<stage>.json`, beside the run folder); {} if none.")
     if not fam.summary: return {}
     stage, key = fam.summary
     p = Path(checkpoint).parent.parent.parent/f"summary_{slug(stage)}.json"
@@ -237,7 +264,8 @@ def reported_psnr(fam: Family, checkpoint) -> dict:
     return {h: float(figs[key.format(h=h)]) for h in range(1, 1000) if key.format(h=h) in figs}
 
 def row_name(checkpoint, taken=(), config=None) -> str:
-    "A row name for a checkpoint: its family, from its run folder `<time>_<stage>_<env>` or else its config's module, made unique."
+    ("A row name for a checkpoint: its family, from its run folder "
+     "`<time>_<stage>_<env>` or else its config's module, made unique.")
     parts = Path(checkpoint).resolve().parent.parent.name.split("_")
     if len(parts) >= 3 and parts[0][:8].isdigit(): stage = parts[1]
     elif config is not None: stage = type(config).__module__.rpartition(".")[2]  # worldmodels_nb.pixel -> pixel
@@ -249,7 +277,8 @@ def row_name(checkpoint, taken=(), config=None) -> str:
 
 # %% ../nbs/10_evaluation.ipynb #ebb1692e
 def gap_table(board: dict, hs=None):
-    "Generalisation gap: PSNR on clips of training levels next to held-out levels, and their difference, per family and h."
+    ("Generalisation gap: PSNR on clips of training levels next "
+     "to held-out levels, and their difference, per family and h.")
     import pandas as pd
     hs = hs or [h for h in (1, 8, 32) if h <= board["protocol"]["horizon"]]
     rows = {}
@@ -263,18 +292,22 @@ def gap_table(board: dict, hs=None):
 # %% ../nbs/10_evaluation.ipynb #4850fa67
 @torch.no_grad()
 def compounding_strip(models: dict, held, proto: EvalProtocol, hs=(1, 8, 32), path=None):
-    "One held-out clip (the one whose view moves most) imagined by every model: a row per model, a column per h, the real frames on top."
+    ("One held-out clip (the one whose view moves most) imagined by every "
+     "model: a row per model, a column per h, the real frames on top.")
     hs = [h for h in hs if h <= proto.horizon]
     b = next(held.clips(proto.context + proto.horizon, max_clips=proto.batch_size, batch_size=proto.batch_size))
     x = to_unit(b["frames"])  # (B, T, C, H, W)
     i = int((x[:, -1] - x[:, proto.context - 1]).abs().mean((1, 2, 3)).argmax())
     x, a, k = x[i:i + 1], b["actions"][i:i + 1], proto.context
-    rows = {"real": x[0, k:]} | {n: m.imagine(m.observe(x[:, :k], a[:, :k - 1]), a[:, k - 1:k - 1 + proto.horizon])[0].clamp(0, 1)
-                                 for n, m in models.items()}
+    rows = {"real": x[0, k:]} | {
+        n: m.imagine(m.observe(x[:, :k], a[:, : k - 1]), a[:, k - 1 : k - 1 + proto.horizon])[0].clamp(0, 1)
+        for n, m in models.items()}
     fig, axs = plt.subplots(len(rows), len(hs), figsize=(1.6 * len(hs), 1.6 * len(rows)), squeeze=False)
     for r, (name, f) in enumerate(rows.items()):
         for c, h in enumerate(hs):
-            axs[r, c].imshow(f[h - 1].permute(1, 2, 0).cpu().numpy()); axs[r, c].set_xticks([]); axs[r, c].set_yticks([])
+            axs[r, c].imshow(f[h - 1].permute(1, 2, 0).cpu().numpy())
+            axs[r, c].set_xticks([])
+            axs[r, c].set_yticks([])
             if r == 0: axs[r, c].set_title(f"h={h}", fontsize=9)
         axs[r, 0].set_ylabel(name, fontsize=8)
     fig.tight_layout()
@@ -283,19 +316,23 @@ def compounding_strip(models: dict, held, proto: EvalProtocol, hs=(1, 8, 32), pa
 
 # %% ../nbs/10_evaluation.ipynb #2b0baf98
 def dream_rssm_config(scale: str = "quick", env: str = "VizdoomTakeCover-v1"):
-    "The pixel RSSM of the dream comparison: 08's CoinRun setting, smaller (deter 64, 8x8 categorical), with a continue head (deaths weighted 50x), on `env`'s data."
+    ("The pixel RSSM of the dream comparison: 08's CoinRun setting, smaller (deter 64, "
+     "8x8 categorical), with a continue head (deaths weighted 50x), on `env`'s data.")
     from dataclasses import replace
     from worldmodels_nb.data import data_config
     from worldmodels_nb.rssm import coinrun_config
     cfg = coinrun_config(scale)
     steps = {"smoke": 6, "quick": 500, "full": 20_000}[scale]
     every = max(1, steps // 2)
-    model = replace(cfg.model, deter=64, hidden=64, groups=8, classes=8, cont_head=True, term_weight=50.0)  # deaths: 1 step in ~300
-    train = replace(cfg.train, max_steps=steps, log_every=max(1, steps // 20), val_every=every, ckpt_every=every, warmup_steps=min(50, steps // 10))
+    # deaths: 1 step in ~300
+    model = replace(cfg.model, deter=64, hidden=64, groups=8, classes=8, cont_head=True, term_weight=50.0)
+    train = replace(cfg.train, max_steps=steps, log_every=max(1, steps // 20), val_every=every, ckpt_every=every,
+                    warmup_steps=min(50, steps // 10))
     return replace(cfg, data=data_config(env, scale), env=env, model=model, train=train, horizon=8)
 
 def course_dream_rssm(scale: str, env: str, data_root, out_dir, roots):
-    "(RSSM with a continue head, checkpoint): the newest `*_rssm-pixel_<env>` run under `roots` that has one, else trained now."
+    ("(RSSM with a continue head, checkpoint): the newest "
+     "`*_rssm-pixel_<env>` run under `roots` that has one, else trained now.")
     from worldmodels_nb.core import load_model
     from worldmodels_nb.data import env_datasets
     from worldmodels_nb.rssm import train_rssm
@@ -311,22 +348,28 @@ def course_dream_rssm(scale: str, env: str, data_root, out_dir, roots):
 
 # %% ../nbs/10_evaluation.ipynb #50a11e22
 def done_auc(model, ds, max_episodes: int = 64) -> dict:
-    "ROC AUC of an RSSM's continue head on the steps of up to `max_episodes` episodes of `ds` (labels: the episode really ended there)."
+    ("ROC AUC of an RSSM's continue head on the steps of up to `max_episodes` "
+     "episodes of `ds` (labels: the episode really ended there).")
     from worldmodels_nb.metrics import roc_auc
     p, y = [], []
     for i in range(min(ds.num_episodes, max_episodes)):
         ep = ds.episode(i)
-        x, a = torch.as_tensor(np.array(ep["frames"])).permute(0, 3, 1, 2)[None], torch.as_tensor(np.array(ep["actions"]))[None]  # (1, T, C, H, W)
-        p.append(model.p_done(x, a)[0].numpy()); y.append(np.asarray(ep["done"]) & ~np.asarray(ep.get("truncated", np.zeros_like(ep["done"]))))
+        x, a = (torch.as_tensor(np.array(ep["frames"])).permute(0, 3, 1, 2)[None],
+                torch.as_tensor(np.array(ep["actions"]))[None])  # (1, T, C, H, W)
+        p.append(model.p_done(x, a)[0].numpy())
+        y.append(np.asarray(ep["done"]) & ~np.asarray(ep.get("truncated", np.zeros_like(ep["done"]))))
     p, y = np.concatenate(p), np.concatenate(y)
-    return dict(auc=roc_auc(p, y), terminal=int(y.sum()), steps=len(y), p_terminal=float(p[y].mean()) if y.any() else math.nan,
-                p_other=float(p[~y].mean()), ends_dream=float((p[y] > 0.5).mean()) if y.any() else math.nan)
+    return dict(auc=roc_auc(p, y), terminal=int(y.sum()), steps=len(y),
+                p_terminal=float(p[y].mean()) if y.any() else math.nan, p_other=float(p[~y].mean()),
+                ends_dream=float((p[y] > 0.5).mean()) if y.any() else math.nan)
 
 # %% ../nbs/10_evaluation.ipynb #32136a76
-SAME_EVOLUTION = ("env", "hidden", "popsize", "rollouts", "generations", "sigma0", "tau", "done_mode", "max_steps", "survival_reward", "seed")
+SAME_EVOLUTION = ("env", "hidden", "popsize", "rollouts", "generations", "sigma0", "tau", "done_mode", "max_steps",
+                  "survival_reward", "seed")
 
 def dream_controller_config(scale: str, env: str = "VizdoomTakeCover-v1"):
-    "07_dream_controller's ControllerConfig at `scale`, with 8 generations of 16 x 2 dreams at quick: the one recipe every dream gets."
+    ("07_dream_controller's ControllerConfig at `scale`, with 8 generations "
+     "of 16 x 2 dreams at quick: the one recipe every dream gets.")
     from dataclasses import replace
     from worldmodels_nb.controller import ControllerConfig
     from worldmodels_nb.core import preset
@@ -334,7 +377,8 @@ def dream_controller_config(scale: str, env: str = "VizdoomTakeCover-v1"):
     return replace(cfg, rollouts=2, generations=8, eval_every=4, eval_rollouts=32) if scale == "quick" else cfg
 
 def find_controller(cfg, world_model: str, roots):
-    "(C, history) of the newest controller run under `roots` evolved in the dream of checkpoint `world_model` with `cfg`'s settings, else None."
+    ("(C, history) of the newest controller run under `roots` evolved in the "
+     "dream of checkpoint `world_model` with `cfg`'s settings, else None.")
     from worldmodels_nb.controller import load_controller
     from worldmodels_nb.core import load_checkpoint
     for run in find_runs("controller", cfg.env, roots):
@@ -342,27 +386,34 @@ def find_controller(cfg, world_model: str, roots):
         try: ctrl, c = load_controller(ck, cfg.env)
         except USER_ERRORS: continue
         hist = load_checkpoint(ck)["extra"]["history"]
-        if Path(c.world_model) == Path(world_model) and all(getattr(c, k) == getattr(cfg, k) for k in SAME_EVOLUTION) and len(hist) == c.generations:
+        if (Path(c.world_model) == Path(world_model) and all(getattr(c, k) == getattr(cfg, k) for k in SAME_EVOLUTION)
+            and len(hist) == c.generations):
             return ctrl, hist
     return None
 
 # %% ../nbs/10_evaluation.ipynb #b6f19574
-def dream_fidelity(models: dict, starts: dict, cfg, episodes: int = 100, seed: int = 10_000, out_dir="runs", roots=()) -> dict:
-    "Which world model makes the best dream: {name: (world model, checkpoint)} each gets the same controller, trained only in its dream, scored in the real game."
+def dream_fidelity(
+    models: dict, starts: dict, cfg, episodes: int = 100, seed: int = 10_000, out_dir="runs", roots=()) -> dict:
+    ("Which world model makes the best dream: {name: (world model, checkpoint)} each "
+     "gets the same controller, trained only in its dream, scored in the real game.")
     from dataclasses import replace
     from worldmodels_nb.controller import RealFeatures, population_actions, real_returns, train_controller_in_dream
     from worldmodels_nb.dream import Dreamable
     out = {}
     for name, (m, ck) in models.items():
-        if not isinstance(m, Dreamable): raise TypeError(f"{name}: {type(m).__name__} does not implement the dream interface (dream.Dreamable)")
+        if not isinstance(m, Dreamable):
+            raise TypeError(f"{name}: {type(m).__name__} does not implement the dream interface (dream.Dreamable)")
         c, t0 = replace(cfg, world_model=str(ck)), time.time()
-        if (got := find_controller(c, str(ck), roots)) is None: ctrl, _, hist = train_controller_in_dream(c, m, starts, out_dir=out_dir, progress=False)
+        if (got := find_controller(c, str(ck), roots)) is None:
+            ctrl, _, hist = train_controller_in_dream(c, m, starts, out_dir=out_dir, progress=False)
         else: ctrl, hist = got
-        t1, x = time.time(), torch.nn.utils.parameters_to_vector(ctrl.parameters()).detach().numpy()[None]  # C at the distribution mean
-        ret, steps = real_returns(c.env, lambda f, ep: population_actions(ctrl, x, np.zeros(len(ep), int), f), episodes, c.num_envs, seed, c.max_steps,
-                                  RealFeatures(m))
-        out[name] = dict(dream=hist[-1]["eval_mean"], real=float(ret.mean()), real_std=float(ret.std()), episodes=len(ret), real_steps_training=0,
-                         real_steps_scoring=int(steps), reused=got is not None, train_minutes=(t1 - t0) / 60, score_minutes=(time.time() - t1) / 60,
+        # C at the distribution mean
+        t1, x = time.time(), torch.nn.utils.parameters_to_vector(ctrl.parameters()).detach().numpy()[None]
+        ret, steps = real_returns(c.env, lambda f, ep: population_actions(ctrl, x, np.zeros(len(ep), int), f), episodes,
+                                  c.num_envs, seed, c.max_steps, RealFeatures(m))
+        out[name] = dict(dream=hist[-1]["eval_mean"], real=float(ret.mean()), real_std=float(ret.std()),
+                         episodes=len(ret), real_steps_training=0, real_steps_scoring=int(steps),
+                         reused=got is not None, train_minutes=(t1 - t0) / 60, score_minutes=(time.time() - t1) / 60,
                          returns=ret, history=hist)
     return out
 
@@ -373,10 +424,14 @@ def plot_dream_fidelity(fid: dict, random_ret, path=None):
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 3.4))
     ax.bar(x - 0.2, [fid[n]["dream"] for n in names], 0.4, label="score in its own dream")
-    ax.bar(x + 0.2, [fid[n]["real"] for n in names], 0.4, yerr=[1.96 * fid[n]["real_std"] / math.sqrt(fid[n]["episodes"]) for n in names],
-           capsize=4, label="score in the real game")
+    ax.bar(x + 0.2, [fid[n]["real"] for n in names], 0.4,
+           yerr=[1.96 * fid[n]["real_std"] / math.sqrt(fid[n]["episodes"]) for n in names], capsize=4,
+           label="score in the real game")
     ax.axhline(float(np.mean(random_ret)), ls=":", c="gray", label="random policy (real)")
-    ax.set_xticks(x, names); ax.set_ylabel("steps survived"); ax.set_title("C trained only in the dream"); ax.legend(fontsize=8)
+    ax.set_xticks(x, names)
+    ax.set_ylabel("steps survived")
+    ax.set_title("C trained only in the dream")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     if path is not None: save_figure(fig, path)
     return fig

@@ -28,7 +28,8 @@ from .envs import make_env
 from .metrics import psnr, rollout_frames, to_hwc_uint8, to_unit
 
 # %% ../nbs/11_explorer.ipynb #6c2fae9c
-PROCGEN_ACTIONS = ("↙", "←", "↖", "↓", "·", "↑", "↘", "→", "↗", "D", "A", "W", "S", "Q", "E")  # procgen's combos, in order
+# procgen's combos, in order
+PROCGEN_ACTIONS = ("↙", "←", "↖", "↓", "·", "↑", "↘", "→", "↗", "D", "A", "W", "S", "Q", "E")
 
 def action_labels(space: gym.spaces.Space, env_id: str = "") -> list[str]:
     "A button label per discrete action: procgen's arrows and keys, else the action numbers."
@@ -36,7 +37,8 @@ def action_labels(space: gym.spaces.Space, env_id: str = "") -> list[str]:
     return [str(i) for i in range(space.n)]
 
 def state_image(x, size: int = 64, bar: int = 6) -> np.ndarray:
-    "A low-dim state (D,) as uint8 bars (size, D*bar, 3), one per dimension, up from the middle for x > 0 (tanh-squashed)."
+    ("A low-dim state (D,) as uint8 bars (size, D*bar, 3), one per "
+     "dimension, up from the middle for x > 0 (tanh-squashed).")
     v = np.round(np.tanh(torch.as_tensor(x).float().cpu().numpy()) * (size // 2 - 1))  # (D,) bar heights in pixels
     rows = np.arange(size)[:, None] - size // 2  # (size, 1)
     on = np.where(v >= 0, (rows < 0) & (rows >= -v), (rows >= 0) & (rows < -v))  # (size, D)
@@ -51,7 +53,10 @@ def to_image(x, scale: int = 4) -> np.ndarray:
 
 def png(img: np.ndarray) -> bytes:
     "PNG bytes of a uint8 (H, W, 3) image (what an ipywidgets Image shows)."
-    buf = io.BytesIO(); PILImage.fromarray(img).save(buf, format="PNG", compress_level=1); return buf.getvalue()  # fast, still small
+    # fast, still small
+    buf = io.BytesIO()
+    PILImage.fromarray(img).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
 
 def show_image(w, img: np.ndarray):
     "Put image `img` (H, W, 3) into ipywidgets Image `w` at its own size (a box would otherwise stretch it)."
@@ -59,14 +64,16 @@ def show_image(w, img: np.ndarray):
 
 # %% ../nbs/11_explorer.ipynb #a60b45c1
 def frames_unit(frames) -> torch.Tensor:
-    "Stored frames (T, H, W, C) uint8 (or states (T, D)) as the models' input: (T, C, H, W) in [0, 1] (or (T, D) float)."
+    ("Stored frames (T, H, W, C) uint8 (or states (T, D)) as the "
+     "models' input: (T, C, H, W) in [0, 1] (or (T, D) float).")
     f = torch.as_tensor(np.array(frames))  # a copy: stored frames are read-only memory maps
     return to_unit(f.permute(0, 3, 1, 2) if f.dim() == 4 else f)
 
 @contextmanager
 def torch_threads(n: int):
     "Run a block with `n` torch threads, then restore the previous count."
-    old = torch.get_num_threads(); torch.set_num_threads(n)
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(old)
 
@@ -77,9 +84,12 @@ def open_dataset(data) -> EpisodeDataset:
     return EpisodeDataset(data)
 
 class Explorer:
-    "Play inside a world model of any family from real held-out starts; `play`, `versus` and `scrub` are its widget views."
-    def __init__(self, checkpoint, data, tau: float = 1.0, seed: int = 0, scale: int = 4, device: str = "cpu", threads: int = 1):
-        self.data, self.tau, self.seed, self.scale, self.device, self.threads = open_dataset(data), tau, seed, scale, device, threads
+    ("Play inside a world model of any family from real held-out "
+     "starts; `play`, `versus` and `scrub` are its widget views.")
+    def __init__(
+        self, checkpoint, data, tau: float = 1.0, seed: int = 0, scale: int = 4, device: str = "cpu", threads: int = 1):
+        self.data, self.tau, self.seed, self.scale, self.device, self.threads = (
+            open_dataset(data), tau, seed, scale, device, threads)
         self.real, self.latency, self.others = None, [], {}
         self.load(checkpoint)
 
@@ -88,10 +98,12 @@ class Explorer:
 # %% ../nbs/11_explorer.ipynb #ba97dbff
 @patch
 def load(self: Explorer, checkpoint):
-    "Switch to another checkpoint (any family that can be dreamed in); a bad one raises a one-line error and keeps the current model."
+    ("Switch to another checkpoint (any family that can be dreamed in); "
+     "a bad one raises a one-line error and keeps the current model.")
     if not Path(checkpoint).is_file(): raise FileNotFoundError(f"{checkpoint}: no such checkpoint file")
     model, cfg, _ = load_world_model(checkpoint, self.device, self.data)
-    if not isinstance(model, Dreamable): raise TypeError(f"{checkpoint}: the {family_of(cfg)} model does not implement the dream interface (07)")
+    if not isinstance(model, Dreamable):
+        raise TypeError(f"{checkpoint}: the {family_of(cfg)} model does not implement the dream interface (07)")
     old = dict(vars(self))
     try:
         self.model, self.cfg, self.family, self.checkpoint = model.eval(), cfg, family_of(cfg), str(checkpoint)
@@ -100,7 +112,10 @@ def load(self: Explorer, checkpoint):
         self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
         self.reset(getattr(self, "episode", 0))
         self.samples = self._samples()
-    except Exception: vars(self).clear(); vars(self).update(old); raise  # all or nothing: the current model stays
+    except Exception:
+        vars(self).clear()
+        vars(self).update(old)
+        raise  # all or nothing: the current model stays
     return self
 
 @patch
@@ -108,7 +123,8 @@ def load(self: Explorer, checkpoint):
 def _samples(self: Explorer) -> bool:
     "Does this model's dream_step sample? Two steps from one state with two seeds differ."
     a = self._action(0 if self.discrete else np.zeros(self.action_space.shape, np.float32))
-    outs = [self.model.dream_decode(self.model.dream_step(self.state, a, 1.0, torch.Generator().manual_seed(s))[0]) for s in (1, 2)]
+    outs = [self.model.dream_decode(self.model.dream_step(self.state, a, 1.0, torch.Generator().manual_seed(s))[0])
+            for s in (1, 2)]
     return not torch.equal(*outs)
 
 @patch
@@ -121,23 +137,30 @@ def _action(self: Explorer, action) -> torch.Tensor:
 @patch
 @torch.no_grad()
 def reset(self: Explorer, episode: int = 0, real: bool = False):
-    "Start a dream from the first `context` frames of held-out episode `episode`, or of the real game at that held-out level (real=True)."
+    ("Start a dream from the first `context` frames of held-out episode "
+     "`episode`, or of the real game at that held-out level (real=True).")
     k, i = self.context, int(episode) % self.data.num_episodes
     ep = self.data.episode(i)
-    if len(ep["frames"]) < k: raise ValueError(f"held-out episode {i} has {len(ep['frames'])} steps; the model needs {k} to start")
-    if self.real is not None: self.real.close(); self.real = None
+    if len(ep["frames"]) < k:
+        raise ValueError(f"held-out episode {i} has {len(ep['frames'])} steps; the model needs {k} to start")
+    if self.real is not None:
+        self.real.close()
+        self.real = None
     x, a = frames_unit(ep["frames"][:k]), torch.as_tensor(np.array(ep["actions"][:k - 1]))
     if real: x = self._real_start(i, ep["actions"][:k - 1])
     self.g = torch.Generator().manual_seed(self.seed)
     self.state = self.model.dream_start(x[None].to(self.device), a[None].to(self.device))
     self.t, self.reward, self.p_done, self.ret, self.episode = 0, 0.0, 0.0, 0.0, i
-    self.frame, self.real_frame, self.scores = self.model.dream_decode(self.state)[0].cpu(), (x[-1] if real else None), []
+    self.frame, self.real_frame, self.scores = (self.model.dream_decode(self.state)[0].cpu(), (x[-1] if real else None),
+                                                [])
     return self.frame
 
 @patch
 def _real_start(self: Explorer, level: int, actions) -> torch.Tensor:
-    "The first frames (k, C, H, W) of the real game at held-out level `level`, taking the held-out episode's first k-1 actions."
-    m = self.data.manifest; env_id, kw = m["env_id"], dict(m.get("env_kwargs") or {})
+    ("The first frames (k, C, H, W) of the real game at held-out "
+     "level `level`, taking the held-out episode's first k-1 actions.")
+    m = self.data.manifest
+    env_id, kw = m["env_id"], dict(m.get("env_kwargs") or {})
     if env_id.startswith("procgen:"): kw.update(start_level=int(kw.get("start_level", 0)) + level, num_levels=1)
     self.real = make_env(env_id, **kw)
     obs = [self.real.reset(seed=level)[0]]
@@ -148,7 +171,8 @@ def _real_start(self: Explorer, level: int, actions) -> torch.Tensor:
 @patch
 @torch.no_grad()
 def step(self: Explorer, action):
-    "One action in the dream (and in the real game when it runs beside it); returns the imagined frame (C, H, W) or state (D,)."
+    ("One action in the dream (and in the real game when it runs "
+     "beside it); returns the imagined frame (C, H, W) or state (D,).")
     a = self._action(action)
     t0 = time.perf_counter()
     with torch_threads(self.threads):  # batch 1: more threads gain nothing and, on a busy CPU, wait for each other
@@ -178,26 +202,35 @@ def latency_ms(self: Explorer) -> dict:
 def _guard(self: Explorer, fn, msg):
     "A widget callback that runs `fn` and shows an error as one line in `msg` instead of a traceback."
     def cb(*args):
-        try: fn(*args); msg.value = ""
-        except Exception as e: msg.value = f"<span style='color:#b00'>{type(e).__name__}: {e}</span>"
+        try:
+            fn(*args)
+            msg.value = ""
+        except Exception as e:
+            msg.value = f"<span style='color:#b00'>{type(e).__name__}: {e}</span>"
     return cb
 
 @patch
 def _status(self: Explorer) -> str:
     "The step counter and what the model predicts."
     ms = f" · {self.latency[-1] * 1000:.0f} ms" if self.latency and self.t else ""
-    return f"<b>{self.family}</b> · step <b>{self.t}</b> · reward {self.reward:+.2f} (total {self.ret:+.2f}) · P(done) {self.p_done:.2f}{ms}"
+    return (f"<b>{self.family}</b> · step <b>{self.t}</b> · reward {self.reward:+.2f} "
+            f"(total {self.ret:+.2f}) · P(done) {self.p_done:.2f}{ms}")
 
 @patch
 def _action_controls(self: Explorer, act) -> widgets.Widget:
-    "One button per discrete action, or a slider per action dimension and a step button; `act(a)` is called with the action."
+    ("One button per discrete action, or a slider per action dimension "
+     "and a step button; `act(a)` is called with the action.")
     if self.discrete:
         labels = action_labels(self.action_space, self.data.manifest.get("env_id", ""))
-        buttons = [widgets.Button(description=l, tooltip=f"action {i}", layout=widgets.Layout(width="44px")) for i, l in enumerate(labels)]
+        buttons = [widgets.Button(description=l, tooltip=f"action {i}", layout=widgets.Layout(width="44px"))
+                   for i, l in enumerate(labels)]
         for i, b in enumerate(buttons): b.on_click(lambda _, i=i: act(i))
-        return widgets.GridBox(buttons, layout=widgets.Layout(grid_template_columns="repeat(3, 48px)" if len(buttons) <= 9 else "repeat(9, 48px)"))
+        return widgets.GridBox(
+            buttons,
+            layout=widgets.Layout(grid_template_columns="repeat(3, 48px)" if len(buttons) <= 9 else "repeat(9, 48px)"))
     lo, hi = self.action_space.low, self.action_space.high
-    sliders = [widgets.FloatSlider(0.0, min=float(l), max=float(h), step=0.05, description=f"a[{j}]") for j, (l, h) in enumerate(zip(lo, hi))]
+    sliders = [widgets.FloatSlider(0.0, min=float(l), max=float(h), step=0.05, description=f"a[{j}]")
+               for j, (l, h) in enumerate(zip(lo, hi))]
     go = widgets.Button(description="step")
     go.on_click(lambda _: act(np.array([s.value for s in sliders], np.float32)))
     return widgets.VBox([*sliders, go])
@@ -207,7 +240,8 @@ ARROW_KEYS = {"ArrowLeft": "←", "ArrowRight": "→", "ArrowUp": "↑", "ArrowD
 
 @patch
 def _key_control(self: Explorer, target: widgets.Widget, act):
-    "Arrow keys, with the mouse over `target`, press the matching buttons (ipyevents; None where there is no such button)."
+    ("Arrow keys, with the mouse over `target`, press the matching "
+     "buttons (ipyevents; None where there is no such button).")
     labels = action_labels(self.action_space, self.data.manifest.get("env_id", "")) if self.discrete else []
     keymap = {k: labels.index(v) for k, v in ARROW_KEYS.items() if v in labels}
     if not keymap: return None
@@ -218,70 +252,105 @@ def _key_control(self: Explorer, target: widgets.Widget, act):
 # %% ../nbs/11_explorer.ipynb #6dc1a8a0
 @patch
 def play(self: Explorer, checkpoints=()) -> widgets.VBox:
-    "Play in the world model: checkpoint box, episode, reset, temperature, the imagined frame, step counter, action buttons."
+    ("Play in the world model: checkpoint box, episode, reset, "
+     "temperature, the imagined frame, step counter, action buttons.")
     self.reset(self.episode)
-    ckpt = widgets.Combobox(value=self.checkpoint, options=[str(c) for c in checkpoints], description="checkpoint", layout=widgets.Layout(width="640px"))
-    load, episode = widgets.Button(description="load"), widgets.BoundedIntText(self.episode, min=0, max=self.data.num_episodes - 1, description="episode")
-    reset, tau = widgets.Button(description="reset"), widgets.FloatSlider(self.tau, min=0.0, max=2.0, step=0.05, description="temperature")
+    ckpt = widgets.Combobox(value=self.checkpoint, options=[str(c) for c in checkpoints], description="checkpoint",
+                            layout=widgets.Layout(width="640px"))
+    load, episode = (widgets.Button(description="load"),
+                     widgets.BoundedIntText(self.episode, min=0, max=self.data.num_episodes - 1, description="episode"))
+    reset, tau = (widgets.Button(description="reset"),
+                  widgets.FloatSlider(self.tau, min=0.0, max=2.0, step=0.05, description="temperature"))
     image, status, msg = widgets.Image(format="png"), widgets.HTML(), widgets.HTML()
     box = widgets.VBox(layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
     def show():
-        show_image(image, to_image(self.frame, self.scale)); status.value = self._status()
+        show_image(image, to_image(self.frame, self.scale))
+        status.value = self._status()
         tau.layout.display = None if self.samples else "none"
-    def act(a): self.step(a); show()
-    def do_reset(*_): self.reset(episode.value); show()
-    def do_load(*_): self.load(ckpt.value.strip()); build()
+    def act(a):
+        self.step(a)
+        show()
+    def do_reset(*_):
+        self.reset(episode.value)
+        show()
+    def do_load(*_):
+        self.load(ckpt.value.strip())
+        build()
     def build():
         box.children = [widgets.HBox([ckpt, load]), widgets.HBox([episode, reset, tau]), image, status,
                         self._action_controls(self._guard(act, msg)), msg]
-        box.parts = dict(checkpoint=ckpt, load=load, episode=episode, reset=reset, tau=tau, image=image, status=status, msg=msg,
-                         actions=box.children[4], keys=self._key_control(image, self._guard(act, msg)))
+        box.parts = dict(checkpoint=ckpt, load=load, episode=episode, reset=reset, tau=tau, image=image, status=status,
+                         msg=msg, actions=box.children[4], keys=self._key_control(image, self._guard(act, msg)))
         show()
     tau.observe(self._guard(lambda ch: setattr(self, "tau", ch["new"]), msg), names="value")
-    reset.on_click(self._guard(do_reset, msg)); load.on_click(self._guard(do_load, msg))
+    reset.on_click(self._guard(do_reset, msg))
+    load.on_click(self._guard(do_load, msg))
     build()
     return box
 
 # %% ../nbs/11_explorer.ipynb #7dc42f83
 def score_plot(scores: list, unit: str = "PSNR (dB)", marker: int | None = None, size=(4.2, 2.4)) -> bytes:
-    "PNG of a per-step score curve (no pyplot: safe inside widget callbacks), with an optional marker at step `marker` (1-based)."
+    ("PNG of a per-step score curve (no pyplot: safe inside widget "
+     "callbacks), with an optional marker at step `marker` (1-based).")
     from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    fig = Figure(figsize=size, dpi=80); FigureCanvasAgg(fig); ax = fig.add_subplot()
+    fig = Figure(figsize=size, dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     ax.plot(np.arange(1, len(scores) + 1), scores, ".-", color="C0")
-    if marker is not None and 0 < marker <= len(scores): ax.axvline(marker, color="C3", lw=1); ax.plot([marker], [scores[marker - 1]], "o", color="C3")
-    ax.set_xlabel("step"); ax.set_ylabel(unit); ax.grid(alpha=0.3); fig.tight_layout()
-    buf = io.BytesIO(); fig.savefig(buf, format="png"); return buf.getvalue()
+    if marker is not None and 0 < marker <= len(scores):
+        ax.axvline(marker, color="C3", lw=1)
+        ax.plot([marker], [scores[marker - 1]], "o", color="C3")
+    ax.set_xlabel("step")
+    ax.set_ylabel(unit)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 @patch
 def versus(self: Explorer, level: int = 0) -> widgets.VBox:
-    "Dream vs real: the same buttons in the real game and in the world model, side by side, with the per-step score curve."
-    level_w, reset = widgets.BoundedIntText(level, min=0, max=self.data.num_episodes - 1, description="level"), widgets.Button(description="reset")
-    dream, real, curve, status, msg = widgets.Image(format="png"), widgets.Image(format="png"), widgets.Image(format="png"), widgets.HTML(), widgets.HTML()
+    ("Dream vs real: the same buttons in the real game and in the "
+     "world model, side by side, with the per-step score curve.")
+    level_w, reset = (widgets.BoundedIntText(level, min=0, max=self.data.num_episodes - 1, description="level"),
+                      widgets.Button(description="reset"))
+    dream, real, curve, status, msg = (widgets.Image(format="png"), widgets.Image(format="png"),
+                                       widgets.Image(format="png"), widgets.HTML(), widgets.HTML())
     unit = "PSNR (dB)" if self.frame.dim() == 3 else "-MSE"
     def show():
-        show_image(dream, to_image(self.frame, self.scale)); show_image(real, to_image(self.real_frame, self.scale))
-        curve.value, status.value = score_plot(self.scores, unit), self._status() + (f" · {unit} {self.scores[-1]:.1f}" if self.scores else "")
-    def act(a): self.step(a); show()
+        show_image(dream, to_image(self.frame, self.scale))
+        show_image(real, to_image(self.real_frame, self.scale))
+        curve.value, status.value = (score_plot(self.scores, unit),
+                                     self._status() + (f" · {unit} {self.scores[-1]:.1f}" if self.scores else ""))
+    def act(a):
+        self.step(a)
+        show()
     reset.on_click(self._guard(lambda *_: (self.reset(level_w.value, real=True), show()), msg))
     self.reset(level, real=True)
-    box = widgets.VBox([widgets.HBox([level_w, reset]), widgets.HBox([widgets.VBox([widgets.HTML("<b>dream</b>"), dream]),
-                        widgets.VBox([widgets.HTML("<b>real game</b>"), real]), curve]), status, self._action_controls(self._guard(act, msg)), msg])
-    box.parts = dict(dream=dream, real=real, curve=curve, status=status, msg=msg, actions=box.children[3], level=level_w, reset=reset,
-                     keys=self._key_control(dream, self._guard(act, msg)))
+    box = widgets.VBox(
+        [widgets.HBox([level_w, reset]), widgets.HBox([widgets.VBox([widgets.HTML("<b>dream</b>"), dream]),
+                                                       widgets.VBox([widgets.HTML("<b>real game</b>"), real]), curve]),
+         status, self._action_controls(self._guard(act, msg)), msg])
+    box.parts = dict(dream=dream, real=real, curve=curve, status=status, msg=msg, actions=box.children[3],
+                     level=level_w, reset=reset, keys=self._key_control(dream, self._guard(act, msg)))
     show()
     return box
 
 # %% ../nbs/11_explorer.ipynb #c90032cf
 @torch.no_grad()
-def clip_rollouts(models: dict, data: EpisodeDataset, clip: int = 0, horizon: int = 16, context: int = 4, device="cpu") -> dict:
-    "name -> (ground truth (H, ...), prediction (H, ...), per-step score (H,)) of every model on held-out clip `clip` (observe/imagine)."
+def clip_rollouts(
+    models: dict, data: EpisodeDataset, clip: int = 0, horizon: int = 16, context: int = 4, device="cpu") -> dict:
+    ("name -> (ground truth (H, ...), prediction (H, ...), per-step score "
+     "(H,)) of every model on held-out clip `clip` (observe/imagine).")
     b = list(data.clips(context + horizon, max_clips=clip + 1, batch_size=clip + 1))
-    if not b or len(b[0]["frames"]) <= clip: raise ValueError(f"{data.path} has fewer than {clip + 1} clips of {context + horizon} steps")
+    if not b or len(b[0]["frames"]) <= clip:
+        raise ValueError(f"{data.path} has fewer than {clip + 1} clips of {context + horizon} steps")
     x, a = to_unit(b[0]["frames"][clip:clip + 1]).to(device), b[0]["actions"][clip:clip + 1].to(device)  # (1, k+H, ...)
     out = {}
     for name, m in models.items():
-        pred = m.imagine(m.observe(x[:, :context], a[:, :context - 1]), a[:, context - 1:context - 1 + horizon])[0].cpu()  # (H, ...)
+        pred = m.imagine(m.observe(x[:, :context], a[:, : context - 1]), a[:, context - 1 : context - 1 + horizon])[
+            0].cpu()  # (H, ...)
         gt = x[0, context:].cpu()
         out[name] = (gt, pred, [score(p, g) for p, g in zip(pred, gt)])
     return out
@@ -296,7 +365,8 @@ def add(self: Explorer, name: str, checkpoint):
 # %% ../nbs/11_explorer.ipynb #d47679d4
 @patch
 def scrub(self: Explorer, clip: int = 0, horizon: int = 16) -> widgets.VBox:
-    "A slider over h for held-out clip `clip`: ground truth | prediction | |difference| and the score curve with a marker; a dropdown of families."
+    ("A slider over h for held-out clip `clip`: ground truth | prediction | "
+     "|difference| and the score curve with a marker; a dropdown of families.")
     models = {self.family: (self.model, self.context), **self.others}
     k = max(c for _, c in models.values())
     rolls = clip_rollouts({n: m for n, (m, _) in models.items()}, self.data, clip, horizon, k, self.device)
@@ -311,8 +381,10 @@ def scrub(self: Explorer, clip: int = 0, horizon: int = 16) -> widgets.VBox:
                    np.concatenate([to_image(gt[h.value - 1], 2), to_image(pred[h.value - 1], 2)], 1))
         curve.value = score_plot(s, "PSNR (dB)" if pixel else "-MSE", marker=h.value)
     for w in (family, h): w.observe(self._guard(show, msg), names="value")
-    box = widgets.VBox([widgets.HBox([family, h]), widgets.HTML("ground truth | prediction | |difference|" if pixel else "ground truth | prediction"),
-                        widgets.HBox([image, curve]), msg])
+    box = widgets.VBox(
+        [widgets.HBox([family, h]),
+         widgets.HTML("ground truth | prediction | |difference|" if pixel else "ground truth | prediction"),
+         widgets.HBox([image, curve]), msg])
     box.parts, box.rollouts = dict(family=family, h=h, image=image, curve=curve, msg=msg), rolls
     show()
     return box
@@ -320,13 +392,19 @@ def scrub(self: Explorer, clip: int = 0, horizon: int = 16) -> widgets.VBox:
 # %% ../nbs/11_explorer.ipynb #91efe486
 @patch
 def record(self: Explorer, actions, path, fps: int = 8, scale: int | None = None) -> Path:
-    "Play `actions` from the current state and write what the player sees (dream | real game when it runs) as a GIF, atomically."
+    ("Play `actions` from the current state and write what the player "
+     "sees (dream | real game when it runs) as a GIF, atomically.")
     from worldmodels_nb.core import atomic_path
     s = scale or self.scale
-    def shot(): return np.concatenate([to_image(self.frame, s)] + ([to_image(self.real_frame, s)] if self.real is not None else []), 1)
+    def shot():
+        return np.concatenate(
+            [to_image(self.frame, s)] + ([to_image(self.real_frame, s)] if self.real is not None else []), 1)
     frames = [shot()]
-    for a in actions: self.step(a); frames.append(shot())
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    for a in actions:
+        self.step(a)
+        frames.append(shot())
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         ims = [PILImage.fromarray(f) for f in frames]
         ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:], duration=int(1000 / fps), loop=0)

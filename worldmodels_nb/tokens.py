@@ -51,8 +51,10 @@ class TokenizerConfig:
     def build_model(self): return Tokenizer(self.model)
     @classmethod
     def smoke(cls):
-        return cls(DataConfig(3_000, 1_500, "0:20", "100000:100020"), TokenizerModelConfig(num_codes=64, width=8),
-                   TrainConfig(max_steps=6, batch_size=16, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3, monitor="val_recon_mse"))
+        return cls(
+            DataConfig(3_000, 1_500, "0:20", "100000:100020"), TokenizerModelConfig(num_codes=64, width=8),
+            TrainConfig(max_steps=6, batch_size=16, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3,
+                        monitor="val_recon_mse"))
     @classmethod
     def quick(cls):
         return cls(DataConfig(), TokenizerModelConfig(),
@@ -96,34 +98,40 @@ class TokenWMConfig:
     def build_model(self): return TokenWorldModel(self.model)
     @classmethod
     def smoke(cls):
-        return cls(DataConfig(3_000, 1_500, "0:20", "100000:100020"),
-                   TokenWMModelConfig(TokenizerModelConfig(num_codes=64, width=8), layers=1, dim=32, heads=2, max_steps=6),
-                   TrainConfig(max_steps=6, batch_size=4, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3, monitor="val_obs_ce"),
-                   TokenizerConfig.smoke().train, horizon=8)
+        return cls(
+            DataConfig(3_000, 1_500, "0:20", "100000:100020"),
+            TokenWMModelConfig(TokenizerModelConfig(num_codes=64, width=8), layers=1, dim=32, heads=2, max_steps=6),
+            TrainConfig(max_steps=6, batch_size=4, lr=1e-3, log_every=3, val_every=3, val_batches=1, ckpt_every=3,
+                        monitor="val_obs_ce"), TokenizerConfig.smoke().train, horizon=8)
     @classmethod
     def quick(cls):
         return cls(DataConfig(), TokenWMModelConfig(layers=2),
                    TrainConfig(max_steps=600, batch_size=16, lr=2e-3, warmup_steps=50, log_every=25, val_every=200,
-                               val_batches=4, ckpt_every=200, monitor="val_obs_ce"), TokenizerConfig.quick().train, token_frames=20_000)
+                               val_batches=4, ckpt_every=200, monitor="val_obs_ce"), TokenizerConfig.quick().train,
+                   token_frames=20_000)
     @classmethod
     def full(cls):
-        return cls(DataConfig(1_000_000, 50_000), TokenWMModelConfig(TokenizerModelConfig(width=64), layers=10, dim=256, heads=4, max_steps=20),
-                   TrainConfig(max_steps=100_000, batch_size=64, lr=3e-4, warmup_steps=2000, val_every=5000, val_batches=16,
-                               ckpt_every=5000, monitor="val_obs_ce"), TokenizerConfig.full().train)
+        return cls(
+            DataConfig(1_000_000, 50_000),
+            TokenWMModelConfig(TokenizerModelConfig(width=64), layers=10, dim=256, heads=4, max_steps=20),
+            TrainConfig(max_steps=100_000, batch_size=64, lr=3e-4, warmup_steps=2000, val_every=5000, val_batches=16,
+                        ckpt_every=5000, monitor="val_obs_ce"), TokenizerConfig.full().train)
 
 # %% ../nbs/09_tokens.ipynb #35b514d6
 class ResBlock(nn.Module):
     "x + conv(silu(norm(conv(silu(norm(x))))))"
     def __init__(self, c: int):
         super().__init__()
-        self.net = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, c, 3, 1, 1), nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, c, 3, 1, 1))
+        self.net = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, c, 3, 1, 1), nn.GroupNorm(8, c), nn.SiLU(),
+                                 nn.Conv2d(c, c, 3, 1, 1))
     def forward(self, x): return x + self.net(x)
 
 def _widths(cfg: TokenizerModelConfig):
     "Channels at each resolution from H/2 down to the token grid (doubling, capped at 4x width)."
     n = int(round(math.log2(cfg.obs_shape[-1] / cfg.grid)))
     if n < 1 or cfg.obs_shape[-1] != cfg.grid * 2 ** n or cfg.obs_shape[-2] != cfg.obs_shape[-1]:
-        raise ConfigError(f"model.grid={cfg.grid} must divide the square frame size {cfg.obs_shape[-2:]} by a power of 2")
+        raise ConfigError(
+            f"model.grid={cfg.grid} must divide the square frame size {cfg.obs_shape[-2:]} by a power of 2")
     return [cfg.width * min(2 ** i, 4) for i in range(n)]
 
 def tok_encoder(cfg: TokenizerModelConfig) -> nn.Sequential:
@@ -138,7 +146,8 @@ def tok_decoder(cfg: TokenizerModelConfig) -> nn.Sequential:
     w = _widths(cfg)[::-1]
     layers = [nn.Conv2d(cfg.code_dim, w[0], 3, 1, 1), ResBlock(w[0])]
     for a, b in zip(w[:-1], w[1:]): layers += [nn.GroupNorm(8, a), nn.SiLU(), nn.ConvTranspose2d(a, b, 4, 2, 1)]
-    return nn.Sequential(*layers, ResBlock(w[-1]), nn.GroupNorm(8, w[-1]), nn.SiLU(), nn.ConvTranspose2d(w[-1], cfg.obs_shape[0], 4, 2, 1))
+    return nn.Sequential(*layers, ResBlock(w[-1]), nn.GroupNorm(8, w[-1]), nn.SiLU(),
+                         nn.ConvTranspose2d(w[-1], cfg.obs_shape[0], 4, 2, 1))
 
 # %% ../nbs/09_tokens.ipynb #ebd47e12
 class VectorQuantizer(nn.Module):
@@ -217,7 +226,8 @@ def loss(self: Tokenizer, batch) -> dict:
     xh = torch.sigmoid(self.decoder(zq))
     t = pixel_losses(xh, x)
     loss = t["l1"] + t["l2"] + self.cfg.max_pixel_weight * t["max_pixel"] + self.cfg.commit * commit
-    p = torch.bincount(idx.flatten(), minlength=self.cfg.num_codes).float(); p = p / p.sum()
+    p = torch.bincount(idx.flatten(), minlength=self.cfg.num_codes).float()
+    p = p / p.sum()
     perplexity = torch.exp(-(p * torch.log(p + 1e-10)).sum())
     return {"loss": loss, **{k: v.detach() for k, v in t.items()}, "commit": commit.detach(), "perplexity": perplexity,
             "recon_mse": t["l2"].detach()}
@@ -225,7 +235,8 @@ def loss(self: Tokenizer, batch) -> dict:
 # %% ../nbs/09_tokens.ipynb #a618c82e
 def resolve_tokenizer_config(cfg, ds):
     "Fill the tokenizer's obs_shape in from a dataset."
-    if not ds.is_pixel: raise ConfigError(f"{ds.path} holds states, not frames; the token world model needs a pixel environment")
+    if not ds.is_pixel:
+        raise ConfigError(f"{ds.path} holds states, not frames; the token world model needs a pixel environment")
     cfg.model.obs_shape = ds.model_obs_shape
     return cfg
 
@@ -237,7 +248,8 @@ def frames_of(ds, n: int = 256):
 @torch.no_grad()
 def recon_report(tok, frames, batch_size: int = 256) -> dict:
     "Reconstruction MSE, mean PSNR (dB), codes in use and perplexity of the tokenizer on frames (N, C, H, W)."
-    was = tok.training; tok.eval()
+    was = tok.training
+    tok.eval()
     x = to_unit(frames)
     tokens = torch.cat([tok.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
     xh = torch.cat([tok.decode(tokens[i:i + batch_size]) for i in range(0, len(x), batch_size)])
@@ -254,23 +266,32 @@ def train_tokenizer(cfg: TokenizerConfig, train_ds, val_ds, out_dir="runs", run_
     xv = frames_of(val_ds, 512)
     def val_fn(model, step, run_dir):
         r = recon_report(model, xv)
-        return {"val_recon_mse": r["mse"], "val_recon_psnr": r["psnr"], "val_codes_used": r["codes_used"], "val_perplexity": r["perplexity"]}
-    val_batches = list(val_ds.clips(1, max_clips=cfg.train.val_batches * cfg.train.batch_size, batch_size=cfg.train.batch_size))
+        return {"val_recon_mse": r["mse"], "val_recon_psnr": r["psnr"], "val_codes_used": r["codes_used"],
+                "val_perplexity": r["perplexity"]}
+    val_batches = list(
+        val_ds.clips(1, max_clips=cfg.train.val_batches * cfg.train.batch_size, batch_size=cfg.train.batch_size))
     res = fit(model, train_ds.sampler(cfg.train.batch_size, 1, seed=cfg.train.seed), cfg.train, run_dir,
               val_data=val_batches, config=cfg, val_fn=val_fn, progress=progress)
     return model, res
 
 # %% ../nbs/09_tokens.ipynb #63143514
 def step_layout(steps: int, K: int, pop: bool, first_step: int = 0) -> dict:
-    "Position, step and real-flag of every token of `steps` steps [z (K), a, (P (K) if pop)]; P tokens predict the next frame."
+    ("Position, step and real-flag of every token of `steps` steps "
+     "[z (K), a, (P (K) if pop)]; P tokens predict the next frame.")
     pos, step, real = [], [], []
     for s in range(first_step, first_step + steps):
-        pos += [s * (K + 1) + j for j in range(K + 1)]; step += [s] * (K + 1); real += [True] * (K + 1)
-        if pop: pos += [(s + 1) * (K + 1) + j for j in range(K)]; step += [s] * K; real += [False] * K
+        pos += [s * (K + 1) + j for j in range(K + 1)]
+        step += [s] * (K + 1)
+        real += [True] * (K + 1)
+        if pop:
+            pos += [(s + 1) * (K + 1) + j for j in range(K)]
+            step += [s] * K
+            real += [False] * K
     return {k: torch.tensor(v) for k, v in dict(pos=pos, step=step, real=real).items()}
 
 def visibility(meta: dict) -> torch.Tensor:
-    "(L, L) bool: may token i attend to token j? Real tokens: causal over real tokens; prediction tokens: real tokens up to their action, and earlier prediction tokens of their own block."
+    ("(L, L) bool: may token i attend to token j? Real tokens: causal over real tokens; prediction "
+     "tokens: real tokens up to their action, and earlier prediction tokens of their own block.")
     p, s, r = meta["pos"], meta["step"], meta["real"]
     pi, pj, si, sj, ri, rj = p[:, None], p[None], s[:, None], s[None], r[:, None], r[None]
     real_key = rj & torch.where(ri, pj <= pi, sj <= si)
@@ -293,12 +314,14 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)  # (B, h, L, dh)
         if cache is not None:
             r = meta["real"]
-            cache["k"], cache["v"] = torch.cat([cache["k"], k[:, :, r]], 2) if "k" in cache else k[:, :, r], torch.cat([cache["v"], v[:, :, r]], 2) if "v" in cache else v[:, :, r]
+            cache["k"], cache["v"] = (torch.cat([cache["k"], k[:, :, r]], 2) if "k" in cache else k[:, :, r],
+                                      torch.cat([cache["v"], v[:, :, r]], 2) if "v" in cache else v[:, :, r])
         return self.proj(y.transpose(1, 2).reshape(B, L, C))
 
 # %% ../nbs/09_tokens.ipynb #0220018b
 class Retention(nn.Module):
-    "Multi-scale retention (RetNet): per-head decay gamma; parallel form over a masked block, recurrent state across calls."
+    ("Multi-scale retention (RetNet): per-head decay gamma; parallel "
+     "form over a masked block, recurrent state across calls.")
     def __init__(self, dim: int, heads: int):
         super().__init__()
         self.h, self.dh = heads, dim // heads
@@ -335,7 +358,8 @@ class Block(nn.Module):
     def __init__(self, cfg: TokenWMModelConfig):
         super().__init__()
         d = cfg.dim
-        if cfg.mixer not in ("attention", "retention"): raise ConfigError(f"unknown model.mixer {cfg.mixer!r}; choose attention or retention")
+        if cfg.mixer not in ("attention", "retention"):
+            raise ConfigError(f"unknown model.mixer {cfg.mixer!r}; choose attention or retention")
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.mix = (Attention if cfg.mixer == "attention" else Retention)(d, cfg.heads)
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), nn.Dropout(cfg.dropout))
@@ -349,7 +373,8 @@ class TokenWorldModel(nn.Module):
     def __init__(self, cfg: TokenWMModelConfig):
         super().__init__()
         self.cfg, V, d = cfg, cfg.tokenizer.num_codes, cfg.dim
-        if cfg.num_actions < 1: raise ConfigError("the token world model needs discrete actions (model.num_actions >= 1)")
+        if cfg.num_actions < 1:
+            raise ConfigError("the token world model needs discrete actions (model.num_actions >= 1)")
         self.tokenizer = Tokenizer(cfg.tokenizer).requires_grad_(False).eval()
         self.K = K = self.tokenizer.K
         self.tok_emb, self.act_emb = nn.Embedding(V, d), nn.Embedding(cfg.num_actions, d)
@@ -359,7 +384,9 @@ class TokenWorldModel(nn.Module):
         self.ln_f = nn.LayerNorm(d)
         self.obs_head, self.reward_head, self.done_head = nn.Linear(d, V), nn.Linear(d, 1), nn.Linear(d, 1)
     def train(self, mode: bool = True):
-        super().train(mode); self.tokenizer.eval(); return self  # the tokenizer is frozen, always in eval mode
+        super().train(mode)
+        self.tokenizer.eval()
+        return self  # the tokenizer is frozen, always in eval mode
 
     def embed(self, tokens, actions, meta):
         "Input vectors (B, L, d) of a call: real obs/action tokens in order, prediction tokens where meta says."
@@ -387,7 +414,8 @@ def clip_tokens(self, batch):
 
 @patch
 def loss(self: TokenWorldModel, batch) -> dict:
-    "Next-token CE (token by token), POP CE (all K tokens of the next frame), reward MSE and done BCE at the action tokens."
+    ("Next-token CE (token by token), POP CE (all K tokens of the "
+     "next frame), reward MSE and done BCE at the action tokens.")
     z, a = clip_tokens(self, batch), batch["actions"].long()  # (B, T, K), (B, T)
     B, T, K = z.shape
     if T > self.cfg.max_steps: raise ConfigError(f"clips of {T} steps exceed model.max_steps={self.cfg.max_steps}")
@@ -417,11 +445,14 @@ def loss(self: TokenWorldModel, batch) -> dict:
 # %% ../nbs/09_tokens.ipynb #96afcfa8
 @patch
 def _call(self: TokenWorldModel, caches, tokens, actions, first_slot: int, step: int, n_act: int, pred: bool):
-    "One forward over: real obs tokens `tokens` (B, n) of `step` from `first_slot`, then its action, then its K prediction tokens."
+    ("One forward over: real obs tokens `tokens` (B, n) of `step` from "
+     "`first_slot`, then its action, then its K prediction tokens.")
     K, n = self.K, tokens.shape[1]
     pos = [step * (K + 1) + first_slot + j for j in range(n)] + [step * (K + 1) + K] * n_act
     real = [True] * (n + n_act)
-    if pred: pos += [(step + 1) * (K + 1) + j for j in range(K)]; real += [False] * K
+    if pred:
+        pos += [(step + 1) * (K + 1) + j for j in range(K)]
+        real += [False] * K
     meta = dict(pos=torch.tensor(pos), step=torch.full((len(pos),), step), real=torch.tensor(real))
     return self(self.embed(tokens, actions, meta), meta, caches)  # (B, L, d)
 
@@ -443,8 +474,10 @@ def _pick(logits, tau: float = 0.0, generator=None):
 
 # %% ../nbs/09_tokens.ipynb #eea179b0
 @patch
-def next_frame(self: TokenWorldModel, caches, s: int, pending, action, mode: str = "pop", tau: float = 0.0, generator=None):
-    "Tokens (B, K) of the frame after `action`, given the pending (not yet cached) tokens of frame s; plus reward, done logit and hidden."
+def next_frame(
+    self: TokenWorldModel, caches, s: int, pending, action, mode: str = "pop", tau: float = 0.0, generator=None):
+    ("Tokens (B, K) of the frame after `action`, given the pending (not "
+     "yet cached) tokens of frame s; plus reward, done logit and hidden.")
     K, a = self.K, action[:, None].long()
     if mode == "pop":  # one call: pending frame, action, K prediction tokens
         h = self._call(caches, pending, a, K - pending.shape[1], s, 1, True)
@@ -469,18 +502,23 @@ def observe(self: TokenWorldModel, frames, actions):
 @patch
 @torch.no_grad()
 def imagine_tokens(self: TokenWorldModel, state, actions, mode: str | None = None, tau: float = 0.0, generator=None):
-    "Tokens (B, H, K) imagined for actions (B, H), sliding the window when it is full; also rewards and done logits (B, H)."
+    ("Tokens (B, H, K) imagined for actions (B, H), sliding the "
+     "window when it is full; also rewards and done logits (B, H).")
     mode = mode or self.cfg.imagine
     z_hist, a_hist = state["tokens"], state["actions"]
     caches, s, _ = self._prime(z_hist, a_hist)
     pending, out, rs, ds = z_hist[:, -1, :0], [], [], []
     for i in range(actions.shape[1]):
         if s + 1 >= self.cfg.max_steps:  # window full: re-prime from the recent history
-            caches, s, _ = self._prime(z_hist, a_hist); pending = z_hist[:, -1, :0]
+            caches, s, _ = self._prime(z_hist, a_hist)
+            pending = z_hist[:, -1, :0]
         z, r, d, _ = self.next_frame(caches, s, pending, actions[:, i], mode, tau, generator)
         z_hist, a_hist = torch.cat([z_hist, z[:, None]], 1), torch.cat([a_hist, actions[:, i:i + 1].long()], 1)
         pending = z if mode == "pop" else z[:, -1:]  # AR already fed tokens 0..K-2 of the new frame
-        s += 1; out.append(z); rs.append(r); ds.append(d)
+        s += 1
+        out.append(z)
+        rs.append(r)
+        ds.append(d)
     return torch.stack(out, 1), torch.stack(rs, 1), torch.stack(ds, 1)
 
 @patch
@@ -507,7 +545,8 @@ def dream_step(self: TokenWorldModel, state: dict, actions, tau: float = 1.0, ge
     return _slide(self, z_hist, a_hist, z, a, h), r, torch.sigmoid(d)
 
 def _slide(m: TokenWorldModel, z_hist, a_hist, z, a, h=None) -> dict:
-    "The state's window of k frames moved on by frame tokens z (B, K) reached by actions a (B,); h re-primed if not given."
+    ("The state's window of k frames moved on by frame tokens z "
+     "(B, K) reached by actions a (B,); h re-primed if not given.")
     k = z_hist.shape[1]
     tokens = torch.cat([z_hist, z[:, None]], 1)[:, -k:]
     actions = torch.cat([a_hist, a[:, None]], 1)[:, a_hist.shape[1] + 1 - (k - 1):]
@@ -517,8 +556,10 @@ def _slide(m: TokenWorldModel, z_hist, a_hist, z, a, h=None) -> dict:
 @patch
 @torch.no_grad()
 def dream_observe(self: TokenWorldModel, state: dict, actions, frames) -> dict:
-    "The window moved on by the real frame (B, C, H, W) in [0, 1] that actions (B,) led to, tokenized: the model's filter."
-    return _slide(self, state["tokens"], state["actions"], self.tokenizer.encode(frames[:, None])[:, 0], torch.as_tensor(actions).long())
+    ("The window moved on by the real frame (B, C, H, W) in [0, "
+     "1] that actions (B,) led to, tokenized: the model's filter.")
+    return _slide(self, state["tokens"], state["actions"], self.tokenizer.encode(frames[:, None])[:, 0],
+                  torch.as_tensor(actions).long())
 
 @patch
 def dream_features(self: TokenWorldModel, state: dict): return state["h"]  # (B, dim): the last hidden state
@@ -532,24 +573,29 @@ def dream_action_space(self: TokenWorldModel): return action_space(self.cfg.num_
 # %% ../nbs/09_tokens.ipynb #f43d6646
 @torch.no_grad()
 def tokenize_dataset(tok: Tokenizer, ds, max_frames: int = 0, store: dict | None = None, batch_size: int = 512) -> dict:
-    "Tokens (N, K) of the rows of `ds`'s episodes (whole episodes, up to max_frames; 0 = all), -1 elsewhere, with the folder's actions, rewards and dones."
+    ("Tokens (N, K) of the rows of `ds`'s episodes (whole episodes, up to max_frames; "
+     "0 = all), -1 elsewhere, with the folder's actions, rewards and dones.")
     tok.eval()
     if store is None:
         cat = lambda f, dt: torch.cat([torch.from_numpy(np.array(a[f])) for a in ds._arrays]).to(dt)
-        store = dict(tokens=torch.full((int(ds._offsets[-1]), tok.K), -1, dtype=torch.int16), actions=cat("actions", torch.long),
-                     rewards=cat("rewards", torch.float32), dones=cat("done", torch.float32))
+        store = dict(tokens=torch.full((int(ds._offsets[-1]), tok.K), -1, dtype=torch.int16),
+                     actions=cat("actions", torch.long), rewards=cat("rewards", torch.float32),
+                     dones=cat("done", torch.float32))
     starts, lens = ds._ep_start[ds.episodes], ds._ep_len[ds.episodes]
     keep = len(lens) if max_frames <= 0 else max(1, int(np.searchsorted(np.cumsum(lens), max_frames, side="right")))
     rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts[:keep], lens[:keep])])
     for i in range(0, len(rows), batch_size):
         r = rows[i:i + batch_size]
-        store["tokens"][r] = tok.encode(to_unit(ds._gather(r[:, None])["frames"][:, 0])).short()  # (n, C, H, W) -> (n, K)
+        # (n, C, H, W) -> (n, K)
+        store["tokens"][r] = tok.encode(to_unit(ds._gather(r[:, None])["frames"][:, 0])).short()
     return store
 
 def token_sampler(ds, store: dict, batch_size: int, T: int, seed: int = 0):
-    "A `step -> batch` function for `fit`: clips of T steps of `ds`'s tokenized episodes, read from a `tokenize_dataset` store."
+    ("A `step -> batch` function for `fit`: clips of T steps of `ds`'s "
+     "tokenized episodes, read from a `tokenize_dataset` store.")
     starts = ds._valid(T)
-    starts = starts[store["tokens"][torch.from_numpy(starts), 0].numpy() >= 0]  # episodes are tokenized whole or not at all
+    # episodes are tokenized whole or not at all
+    starts = starts[store["tokens"][torch.from_numpy(starts), 0].numpy() >= 0]
     if not len(starts): raise ValueError(f"no tokenized episode of {ds.path} has {T} steps; tokenize more frames")
     def sample(step):
         s = starts[np.random.default_rng([seed, step]).integers(len(starts), size=batch_size)]
@@ -558,9 +604,10 @@ def token_sampler(ds, store: dict, batch_size: int, T: int, seed: int = 0):
     return sample
 
 # %% ../nbs/09_tokens.ipynb #2b484418
-def train_token_wm(cfg: TokenWMConfig, tokenizer: Tokenizer, store: dict, train_ds, val_ds, out_dir="runs", run_dir=None,
-                   progress: bool = True, name: str = "tokens"):
-    "Train the sequence model (the tokenizer's weights copied in, frozen) with `core.fit` on token clips of max_steps steps."
+def train_token_wm(cfg: TokenWMConfig, tokenizer: Tokenizer, store: dict, train_ds, val_ds, out_dir="runs",
+                   run_dir=None, progress: bool = True, name: str = "tokens"):
+    ("Train the sequence model (the tokenizer's weights copied in, "
+     "frozen) with `core.fit` on token clips of max_steps steps.")
     seed_everything(cfg.train.seed)
     model = cfg.build_model()
     model.tokenizer.load_state_dict(tokenizer.state_dict())
@@ -574,14 +621,18 @@ def train_token_wm(cfg: TokenWMConfig, tokenizer: Tokenizer, store: dict, train_
 # %% ../nbs/09_tokens.ipynb #7015659c
 @torch.no_grad()
 def imagination_speed(model: TokenWorldModel, state: dict, actions, modes=("pop", "ar"), repeats: int = 2) -> dict:
-    "Imagined frames per second of each mode (tokens only, no decoding): same model, same batch, one run; best of `repeats`."
-    was = model.training; model.eval()
+    ("Imagined frames per second of each mode (tokens only, no "
+     "decoding): same model, same batch, one run; best of `repeats`.")
+    was = model.training
+    model.eval()
     model.imagine_tokens(state, actions[:, :2], modes[0])  # warm-up
     out = {}
     for mode in modes:
         best = math.inf
         for _ in range(repeats):
-            t0 = time.perf_counter(); model.imagine_tokens(state, actions, mode); best = min(best, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            model.imagine_tokens(state, actions, mode)
+            best = min(best, time.perf_counter() - t0)
         out[f"{mode}_frames_per_s"] = actions.numel() / best
     model.train(was)
     return out
