@@ -63,8 +63,8 @@ def smoke(cls: PixelConfig):
 @patch(cls_method=True)
 def quick(cls: PixelConfig):
     return cls(DataConfig(), PixelModelConfig(width=32),
-               TrainConfig(max_steps=3000, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=500,
-                           val_batches=4, ckpt_every=500, monitor="val_mse_h1"))
+               TrainConfig(max_steps=1200, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=400,
+                           val_batches=4, ckpt_every=400, monitor="val_mse_h1"))
 
 @patch(cls_method=True)
 def full(cls: PixelConfig):
