@@ -48,7 +48,7 @@ class PixelConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     horizon: int = 32  # open-loop evaluation horizon H
     env: str = "procgen:coinrun"
-    finetune_steps: int = 200  # extra steps of each variation trained from the model (ablations, multi-step)
+    finetune_steps: int = 150  # extra steps of each variation trained from the model (ablations, multi-step)
 
     def build_model(self): return PixelWorldModel(self.model)
 
@@ -63,8 +63,8 @@ def smoke(cls: PixelConfig):
 @patch(cls_method=True)
 def quick(cls: PixelConfig):
     return cls(DataConfig(), PixelModelConfig(width=32),
-               TrainConfig(max_steps=1200, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=400,
-                           val_batches=4, ckpt_every=400, monitor="val_mse_h1"))
+               TrainConfig(max_steps=1800, batch_size=32, lr=1e-3, warmup_steps=100, log_every=50, val_every=600,
+                           val_batches=4, ckpt_every=600, monitor="val_mse_h1"))
 
 @patch(cls_method=True)
 def full(cls: PixelConfig):

@@ -80,6 +80,7 @@ class TokenWMModelConfig:
     max_steps: int = 8  # steps (frames + actions) in the model's window; imagination slides it
     pop: bool = True  # also train parallel observation prediction (REM); token-by-token is always trained
     imagine: str = "pop"  # pop | ar: how `imagine` generates frames
+    pred_action: bool = False  # also add the step's action embedding to its POP prediction tokens (a direct path)
     reward_weight: float = 1.0
     done_weight: float = 1.0
 
@@ -398,6 +399,8 @@ class TokenWorldModel(nn.Module):
         x[:, obs] += self.tok_emb(tokens)
         x[:, act] += self.act_emb(actions)
         x[:, ~real] += self.pred_emb[slot[~real]]
+        if self.cfg.pred_action and (~real).any():  # prediction block of step s: + the embedding of action a_s
+            x[:, ~real] += self.act_emb(actions[:, torch.searchsorted(meta["step"][act], step[~real])])
         return x
 
     def forward(self, x, meta, caches=None):
