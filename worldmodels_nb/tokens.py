@@ -12,7 +12,7 @@ __all__ = ['TokenizerModelConfig', 'TokenizerConfig', 'TokenWMModelConfig', 'Tok
 
 # %% ../nbs/09_tokens.ipynb #c068deb0
 import math, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +80,8 @@ class TokenWMModelConfig:
     max_steps: int = 8  # steps (frames + actions) in the model's window; imagination slides it
     pop: bool = True  # also train parallel observation prediction (REM); token-by-token is always trained
     imagine: str = "pop"  # pop | ar: how `imagine` generates frames
-    pred_action: bool = False  # also add the step's action embedding to its POP prediction tokens (a direct path)
+    # the step's action embedding also added to its POP prediction tokens: a direct path from a_t to frame t+1
+    pred_action: bool = True
     reward_weight: float = 1.0
     done_weight: float = 1.0
 
@@ -107,8 +108,8 @@ class TokenWMConfig:
     @classmethod
     def quick(cls):
         return cls(DataConfig(), TokenWMModelConfig(layers=2),
-                   TrainConfig(max_steps=600, batch_size=16, lr=2e-3, warmup_steps=50, log_every=25, val_every=200,
-                               val_batches=4, ckpt_every=200, monitor="val_obs_ce"), TokenizerConfig.quick().train,
+                   TrainConfig(max_steps=1000, batch_size=16, lr=2e-3, warmup_steps=50, log_every=25, val_every=250,
+                               val_batches=4, ckpt_every=250, monitor="val_obs_ce"), TokenizerConfig.quick().train,
                    token_frames=20_000)
     @classmethod
     def full(cls):
