@@ -8,7 +8,7 @@ a cell only reformatted since keeps them; one split into several gives them to i
 Outputs are kept light: stderr (progress bars, warnings) and widget views are dropped, large PNGs are re-encoded with
 a palette, GIFs over 1.5 MB are replaced by a note. A markdown cell under the title names the run (date, commit,
 scale, minutes); a second run replaces it. Notebooks are written atomically; nothing else is touched."""
-import argparse, ast, base64, io, json, os, re, subprocess, sys, tempfile
+import argparse, ast, base64, io, json, os, re, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 TAG = "reference-run"
@@ -169,6 +169,12 @@ def write_results(index: Path, course: Path):
     if cell is None: return print(f"reference: {index} has no cell tagged reference-results; README table not updated")
     text = ("## Results of the reference run\n\n" + run_note(course, None).replace("> **Stored outputs** come from", "From")
             + "\n\n" + results_table(course) + "\n")
+    plots = sorted((course/"10_evaluation").glob("**/leaderboard_psnr.png"), key=lambda f: f.stat().st_mtime)
+    if plots:  # the leaderboard's plot, every family on the same held-out clips, beside the README's notebook
+        (index.parent/"images").mkdir(exist_ok=True)
+        shutil.copyfile(plots[-1], index.parent/"images"/"leaderboard_psnr.png")
+        text += ("\n![Open-loop PSNR against horizon, every family and the baselines on the same held-out CoinRun "
+                 "clips (10_evaluation)](images/leaderboard_psnr.png)\n")
     cell["source"] = text.splitlines(keepends=True)
     _atomic_json(index, nb)
 
