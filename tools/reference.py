@@ -108,11 +108,14 @@ def results_table(course: Path) -> str:
 def _fmt(v) -> str: return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def run_note(course: Path, stage_minutes: float | None) -> str:
-    "The markdown that names the run the outputs come from."
+def run_note(course: Path, stage_minutes: float | None, stage: str | None = None) -> str:
+    """The markdown that names the run the outputs come from. A stage run again into the same course folder (a line
+    "re-run at commit `abc1234`: 04_pixel, 09_tokens" in REPORT.md) is named with the commit it ran at."""
     report = (course/"REPORT.md").read_text() if (course/"REPORT.md").exists() else ""
     m = re.search(r"scale \*\*(\w+)\*\* · started ([\d-]+ [\d:]+) · commit `([^`]+)`", report)
     scale, started, commit = m.groups() if m else ("?", course.name, "unknown")
+    for c, names in re.findall(r"re-run at commit `([^`]+)`: ([\w, ]+)", report):
+        if stage in [n.strip() for n in names.split(",")]: commit = f"{c}`, re-run on the same data; the run began at `{commit}"
     mins = f", {stage_minutes:.1f} min for this notebook" if stage_minutes is not None else ""
     return (f"> **Stored outputs** come from the reference run of the course at `{scale}` scale, started {started} "
             f"(commit `{commit}`{mins}, on a 2-core CPU), made with `make reference`. Run the notebook to make your own.")
@@ -199,7 +202,7 @@ def main(argv=None):
         if not nb.exists() or not ex.exists():
             print(f"reference: skip {name} (notebook or executed copy missing)")
             continue
-        n, total = store(nb, ex, run_note(a.course, m))
+        n, total = store(nb, ex, run_note(a.course, m, name))
         print(f"reference: {name}: outputs stored in {n} of {total} code cells")
     if (a.nbs/"index.ipynb").exists(): write_results(a.nbs/"index.ipynb", a.course)
     after = sum(f.stat().st_size for f in a.nbs.glob("[0-8][0-9]_*.ipynb"))
