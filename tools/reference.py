@@ -44,7 +44,8 @@ def light_outputs(outputs: list) -> list:
         if o.get("output_type") == "stream" and o.get("name") == "stderr": continue
         data = o.get("data")
         if data is not None:
-            data = {k: v for k, v in data.items() if k != "application/vnd.jupyter.widget-view+json"}
+            data = {k: "".join(v) if isinstance(v, list) and all(isinstance(x, str) for x in v) else v
+                    for k, v in data.items() if k != "application/vnd.jupyter.widget-view+json"}  # one string each
             if "image/png" in data: data["image/png"] = _small_png("".join(data["image/png"]))
             gif = "".join(data.get("image/gif", ""))
             if gif and len(base64.b64decode(gif)) > MAX_GIF:

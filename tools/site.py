@@ -65,7 +65,7 @@ def build(nbs: Path, out: Path) -> list[Path]:
     from nbconvert import HTMLExporter
     srcs = course_order(nbs)
     if not srcs: sys.exit(f"site: no notebooks in {nbs}")
-    books = {p: json.loads(p.read_text()) for p in srcs}
+    books = {p: nbformat.reads(p.read_text(), as_version=4) for p in srcs}  # rejoins multi-line outputs
     pages = [(page_name(p), title_of(nb, p.stem)) for p, nb in books.items()]
     exporter = HTMLExporter(template_name="lab")
     out.parent.mkdir(parents=True, exist_ok=True)
