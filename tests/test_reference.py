@@ -80,3 +80,14 @@ def test_a_reformatted_cell_keeps_its_outputs_and_a_changed_one_does_not(tmp_pat
     assert res.returncode == 0, res.stderr
     code = [c for c in nbformat.read(str(nbs/"04_x.ipynb"), as_version=4).cells if c.cell_type == "code"]
     assert [len(c.outputs) for c in code] == [1, 0]
+
+
+def test_a_stage_run_again_into_the_folder_is_named_with_its_own_commit(tmp_path):
+    sys.path.insert(0, str(ROOT/"tools"))
+    import reference
+    course = tmp_path/"course_x"
+    course.mkdir()
+    (course/"REPORT.md").write_text("scale **quick** · started 2026-12-02 08:00:00 · commit `aaa1111` · 2/2 stages ok\n\n"
+                                     "re-run at commit `bbb2222`: 04_x, 09_y\n")
+    assert "`bbb2222`" in reference.run_note(course, 1.0, "09_y") and "`aaa1111`" in reference.run_note(course, 1.0, "09_y")
+    assert "bbb2222" not in reference.run_note(course, 1.0, "05_z")
