@@ -46,41 +46,36 @@ def test_a_folder_that_is_not_a_course_run_is_refused(tmp_path):
     assert res.returncode != 0 and "is not a course run folder" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_a_cell_split_since_the_run_shows_its_outputs_under_the_last_piece(tmp_path):
+def store_one(tmp_path, executed: list, now: list) -> list:
+    "Run reference.py on a one-stage course whose executed notebook has `executed` cells; the code cells of `now` after."
     nbs, course = tmp_path/"nbs", tmp_path/"runs"/"course_x"
     nbs.mkdir(), course.mkdir(parents=True)
-    run_cell = new_code_cell("#| export\ndef f(): return 1\n\nclass A: pass\nprint(f())")
-    run_cell.outputs = [new_output("stream", name="stdout", text="1\n")]
-    nbformat.write(new_notebook(cells=[new_markdown_cell("# A stage"), run_cell]), str(course/"04_x.ipynb"))
-    split = [new_markdown_cell("# A stage"), new_code_cell("#| export\ndef f(): return 1"),
-             new_code_cell("#| export\nclass A: pass"), new_code_cell("print(f())"), new_code_cell("print(2)")]
-    nbformat.write(new_notebook(cells=split), str(nbs/"04_x.ipynb"))
-    (course/"REPORT.md").write_text("scale **quick** · commit `abc1234`\n\n| stage | status | minutes | executed notebook |\n"
-                                     "|---|---|---|---|\n| 04_x | ok | 1.0 | x |\n")
-    res = subprocess.run([sys.executable, str(ROOT/"tools"/"reference.py"), str(course), "--nbs", str(nbs)],
-                         capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    code = [c for c in nbformat.read(str(nbs/"04_x.ipynb"), as_version=4).cells if c.cell_type == "code"]
-    assert [len(c.outputs) for c in code] == [0, 0, 1, 0], "the last piece gets the outputs; a new cell gets none"
-    assert code[2].outputs[0]["text"] == "1\n"
-
-
-def test_a_reformatted_cell_keeps_its_outputs_and_a_changed_one_does_not(tmp_path):
-    nbs, course = tmp_path/"nbs", tmp_path/"runs"/"course_x"
-    nbs.mkdir(), course.mkdir(parents=True)
-    a, b = new_code_cell("x = 1; print(x)"), new_code_cell("print(2)")
-    for c, t in ((a, "1\n"), (b, "2\n")): c.outputs = [new_output("stream", name="stdout", text=t)]
-    nbformat.write(new_notebook(cells=[new_markdown_cell("# A stage"), a, b]), str(course/"04_x.ipynb"))
-    now = [new_markdown_cell("# A stage"), new_code_cell("x = 1\nprint(\n    x,\n)"), new_code_cell("print(3)")]
+    nbformat.write(new_notebook(cells=executed), str(course/"04_x.ipynb"))
     nbformat.write(new_notebook(cells=now), str(nbs/"04_x.ipynb"))
     (course/"REPORT.md").write_text("scale **quick** · commit `abc1234`\n\n| stage | status | minutes | executed notebook |\n"
                                      "|---|---|---|---|\n| 04_x | ok | 1.0 | x |\n")
     res = subprocess.run([sys.executable, str(ROOT/"tools"/"reference.py"), str(course), "--nbs", str(nbs)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    code = [c for c in nbformat.read(str(nbs/"04_x.ipynb"), as_version=4).cells if c.cell_type == "code"]
-    assert [len(c.outputs) for c in code] == [1, 0]
+    return [c for c in nbformat.read(str(nbs/"04_x.ipynb"), as_version=4).cells if c.cell_type == "code"]
 
+
+def test_a_cell_split_since_the_run_shows_its_outputs_under_the_last_piece(tmp_path):
+    run_cell = new_code_cell("#| export\ndef f(): return 1\n\nclass A: pass\nprint(f())")
+    run_cell.outputs = [new_output("stream", name="stdout", text="1\n")]
+    split = [new_markdown_cell("# A stage"), new_code_cell("#| export\ndef f(): return 1"),
+             new_code_cell("#| export\nclass A: pass"), new_code_cell("print(f())"), new_code_cell("print(2)")]
+    code = store_one(tmp_path, [new_markdown_cell("# A stage"), run_cell], split)
+    assert [len(c.outputs) for c in code] == [0, 0, 1, 0], "the last piece gets the outputs; a new cell gets none"
+    assert code[2].outputs[0]["text"] == "1\n"
+
+
+def test_a_reformatted_cell_keeps_its_outputs_and_a_changed_one_does_not(tmp_path):
+    a, b = new_code_cell("x = 1; print(x)"), new_code_cell("print(2)")
+    for c, t in ((a, "1\n"), (b, "2\n")): c.outputs = [new_output("stream", name="stdout", text=t)]
+    now = [new_markdown_cell("# A stage"), new_code_cell("x = 1\nprint(\n    x,\n)"), new_code_cell("print(3)")]
+    code = store_one(tmp_path, [new_markdown_cell("# A stage"), a, b], now)
+    assert [len(c.outputs) for c in code] == [1, 0]
 
 def test_a_stage_run_again_into_the_folder_is_named_with_its_own_commit(tmp_path):
     sys.path.insert(0, str(ROOT/"tools"))
