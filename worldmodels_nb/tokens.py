@@ -85,6 +85,8 @@ class TokenWMModelConfig:
     reward_weight: float = 1.0
     done_weight: float = 1.0
 
+
+# %% ../nbs/09_tokens.ipynb #tokwmcf2
 @dataclass
 class TokenWMConfig:
     "Everything a token world-model run needs."
