@@ -237,3 +237,28 @@ def test_pixel_model_observes_by_shifting_its_window():
     st = m.dream_observe(m.dream_start(x[:, :k], a[:, :k - 1]), a[:, k - 1], x[:, k])
     want = m.observe(x[:, 1:], a[:, 1:])
     assert isinstance(m, Dreamable) and torch.equal(st["frames"], want["frames"]) and torch.equal(st["actions"], want["actions"])
+
+def test_v_alone_drives_carracing_on_its_codes():
+    from worldmodels_nb.controller import VFeatures, agent_features
+    torch.manual_seed(0)
+    vae = ConvVAE(VAEModelConfig(width=8, z_dim=4)).eval()
+    f = agent_features(vae)
+    assert isinstance(f, VFeatures) and isinstance(agent_features(tiny_vm()), RealFeatures) and agent_features(f) is f
+    frames = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    with torch.no_grad(): mu = vae.encode(torch.as_tensor(frames).permute(0, 3, 1, 2).float() / 255)[0]
+    assert torch.allclose(f.reset(frames), mu) and torch.allclose(f.step(None, frames), mu)  # the code of each frame, no memory
+    c = Controller(4, CAR_RACING)
+    theta = np.random.default_rng(1).normal(0, 0.5, (2, c.num_params))
+    a = real_fitness(vae, c, theta, 1, seed=3, num_envs=2, max_steps=12)
+    assert a.shape == (2,) and np.allclose(a, real_fitness(vae, c, theta, 1, seed=3, num_envs=2, max_steps=12))
+
+def test_course_vae_refuses_the_wrong_checkpoint(tmp_path):
+    from worldmodels_nb.controller import course_vae
+    from worldmodels_nb.core import save_checkpoint
+    from worldmodels_nb.vae import VAEConfig
+    cfg = VAEConfig(env=TAKE_COVER)
+    cfg.model = VAEModelConfig(width=8, z_dim=4)
+    ck = save_checkpoint(tmp_path/"v.pt", ConvVAE(cfg.model), step=1, config=cfg)
+    v, path = course_vae(TAKE_COVER, checkpoint=str(ck))
+    assert isinstance(v, ConvVAE) and path == str(ck)
+    with pytest.raises(ConfigError, match="is a V of VizdoomTakeCover-v1, not of CarRacing-v3"): course_vae(CAR_RACING, checkpoint=str(ck))

@@ -9,8 +9,8 @@ __all__ = ['TAKE_COVER', 'CAR_RACING', 'NUM_OUTPUTS', 'TAKE_COVER_STAY', 'TAKE_C
            'num_outputs', 'Controller', 'to_env_action', 'unflatten_params', 'population_actions', 'population_policy',
            'ControllerConfig', 'check_controller_config', 'make_es', 'l2_penalty', 'save_es', 'load_es',
            'train_controller', 'load_controller', 'has_done_head', 'dream_fitness', 'train_controller_in_dream',
-           'RealFeatures', 'real_vec_env', 'real_returns', 'real_fitness', 'random_returns', 'course_world_model',
-           'ActorCritic', 'gae', 'ppo_update', 'train_ppo_real']
+           'RealFeatures', 'VFeatures', 'agent_features', 'real_vec_env', 'real_returns', 'real_fitness',
+           'random_returns', 'course_world_model', 'ActorCritic', 'gae', 'ppo_update', 'train_ppo_real', 'course_vae']
 
 # %% ../nbs/07_dream_controller.ipynb #9c62486d
 import json, math, time
@@ -203,7 +203,8 @@ def train_controller(
                 generation=g + 1, best=R.max(), mean=R.mean(), std=R.std(), sigma=es.sigma, eval_mean=float("nan"))
             # the distribution mean, not the luckiest sample
             if (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.generations:
-                row["eval_mean"] = float(np.mean(fitness(es.result.xfavorite[None], cfg.eval_rollouts, 10**9 + g)))
+                # the same seeds every time: the evaluated points differ only by the controller
+                row["eval_mean"] = float(np.mean(fitness(es.result.xfavorite[None], cfg.eval_rollouts, 10**9)))
             # plain floats: weights-only loadable
             row["seconds"] = time.time() - t0
             hist.append({k: float(v) for k, v in row.items()})
@@ -279,6 +280,19 @@ class RealFeatures:
         self.state = self.model.dream_observe(self.state, torch.as_tensor(np.asarray(actions)), self._frames(frames))
         return self.model.dream_features(self.state)
 
+# %% ../nbs/07_dream_controller.ipynb #7b91e32b
+class VFeatures(RealFeatures):
+    "V alone as the agent's eyes (the paper's 'V model only' controller): the features of a frame are its code mu(x_t)."
+    def __init__(self, vae): self.vae = vae
+    @torch.no_grad()
+    def reset(self, frames, mask=None): return self.vae.encode(self._frames(frames))[0]  # (B, z_dim), no memory
+    def step(self, actions, frames): return self.reset(frames)
+
+def agent_features(model) -> RealFeatures:
+    "How `model` sees the real game: a V alone (has `encode`, no dream) -> VFeatures; a world model -> RealFeatures."
+    if isinstance(model, RealFeatures): return model
+    return RealFeatures(model) if hasattr(model, "dream_start") else VFeatures(model)
+
 # %% ../nbs/07_dream_controller.ipynb #ff6fdc7f
 def real_vec_env(env_id: str, num_envs: int, max_steps: int = 2100):
     ("`num_envs` copies of `make_env(env_id)` capped at `max_steps`, "
@@ -314,9 +328,10 @@ def real_returns(
 
 # %% ../nbs/07_dream_controller.ipynb #6d7615c0
 def real_fitness(vm, ctrl: Controller, theta, rollouts: int, seed: int, num_envs: int = 8, max_steps: int = 2100):
-    "Mean real return (P,) of every candidate over `rollouts` episodes; V and M stepped in batch over all envs."
+    ("Mean real return (P,) of every candidate over `rollouts` episodes; the features (V+M, "
+     "or V alone: `agent_features`) computed in batch over all envs.")
     pol = lambda feat, ep: population_actions(ctrl, theta, torch.as_tensor(ep) // rollouts, feat)
-    ret, _ = real_returns(ctrl.env, pol, len(theta) * rollouts, num_envs, seed, max_steps, RealFeatures(vm))
+    ret, _ = real_returns(ctrl.env, pol, len(theta) * rollouts, num_envs, seed, max_steps, agent_features(vm))
     return ret.reshape(len(theta), rollouts).mean(1)
 
 def random_returns(env_id: str, episodes: int, num_envs: int = 8, seed: int = 0, max_steps: int = 2100):
@@ -417,3 +432,26 @@ def train_ppo_real(vm, env_id: str, real_steps: int, num_envs: int = 8, horizon:
             ppo_update(agent, opt, torch.cat(X), torch.cat(A), torch.cat(L), adv.flatten(), ret.flatten(), gen=gen)
     finally: vec.close()
     return agent.eval(), steps, np.asarray(done_returns)
+
+# %% ../nbs/07_dream_controller.ipynb #193ff7db
+def course_vae(env: str, scale: str = "quick", out_dir="runs", data_root="data", checkpoint: str = "auto"):
+    ("(V, checkpoint) for `env`: `checkpoint`, else the newest V of `env` under out_dir or its parent "
+     "(05_vae trains one per game), else a small one trained now (05_vae's settings for other games).")
+    from worldmodels_nb.core import apply_overrides
+    from worldmodels_nb.vae import VAEConfig, train_vae, vae_datasets
+    if checkpoint == "auto":
+        runs = [r for r in find_runs("vae", env, [out_dir, Path(out_dir).parent])
+                if (r / "checkpoints" / "best.pt").exists()]
+        checkpoint = str(runs[0]/"checkpoints"/"best.pt") if runs else ""
+    if checkpoint:
+        vae, cfg, _ = load_model(checkpoint)
+        if not hasattr(vae, "encode") or hasattr(vae, "dream_start") or not isinstance(cfg, VAEConfig):
+            raise ConfigError(f"{checkpoint} is not a V checkpoint (it holds a {type(vae).__name__})")
+        if cfg.env != env: raise ConfigError(f"{checkpoint} is a V of {cfg.env}, not of {env}")
+        return vae.eval(), checkpoint
+    small = [] if scale == "smoke" else ["model.width=16", "train.max_steps=600", "train.batch_size=32",
+                                         "train.val_every=600"]
+    cfg = apply_overrides(VAEConfig.for_env("smoke" if scale == "smoke" else "quick", env), small)
+    train, val, _ = vae_datasets(cfg, data_root, progress=False)
+    vae, res = train_vae(cfg, train, val, out_dir, progress=False)
+    return vae.eval(), str(res.run_dir/"checkpoints"/"last.pt")
