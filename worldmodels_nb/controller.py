@@ -1,4 +1,4 @@
-"""Ha & Schmidhuber's controller — a linear map from $[z_t, h_t]$ to the action — trained with CMA-ES (pycma) entirely inside the dream of a world model, then scored over 100 real VizDoom Take Cover episodes next to the random policy; the temperature table redone; a resumable, file-safe evolution.
+"""Ha & Schmidhuber's controller — a linear map from $[z_t, h_t]$ to the action — trained with CMA-ES (pycma) entirely inside the dream of a world model, then scored over 100 real VizDoom Take Cover episodes next to the random policy; the temperature table redone; CMA-ES in the real CarRacing on V's codes; a resumable, file-safe evolution.
 
 Docs: https://worldmodels-nb.github.io/worldmodels_nb/dream_controller.html.md"""
 
