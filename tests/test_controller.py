@@ -262,3 +262,14 @@ def test_course_vae_refuses_the_wrong_checkpoint(tmp_path):
     v, path = course_vae(TAKE_COVER, checkpoint=str(ck))
     assert isinstance(v, ConvVAE) and path == str(ck)
     with pytest.raises(ConfigError, match="is a V of VizdoomTakeCover-v1, not of CarRacing-v3"): course_vae(CAR_RACING, checkpoint=str(ck))
+
+def test_episode_seeds_give_every_candidate_the_same_episodes():
+    stay = lambda f, ep: np.zeros(len(ep), int)
+    ret, _ = real_returns(TAKE_COVER, stay, 3, 2, 0, 2100, episode_seeds=[7, 7, 7])  # the 3rd episode on a re-seeded env
+    assert ret[0] < 2100 and ret.tolist() == [ret[0]] * 3  # the same seed: the same death, whichever env played it
+    other, _ = real_returns(TAKE_COVER, stay, 2, 2, 0, 2100, episode_seeds=[8, 9])
+    assert len({*ret.tolist(), *other.tolist()}) > 1  # other seeds: other episodes
+    vm, c = tiny_vm(), Controller(4 + 8, TAKE_COVER)
+    x = np.random.default_rng(0).normal(0, 1, (1, c.num_params))
+    f = real_fitness(vm, c, np.repeat(x, 3, 0), 2, seed=5, num_envs=4, max_steps=300, common=True)
+    assert np.allclose(f, f[0])  # one controller played three times on common episodes: one fitness

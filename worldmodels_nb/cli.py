@@ -209,7 +209,8 @@ def train_controller_cli(cfg, a):
         cfg.obs_dim = vm.vae.cfg.z_dim + vm.mdn.cfg.hidden
         c = cfg.build_model()
         ctrl, run, hist = train_controller(
-            cfg, lambda th, R, s: real_fitness(vm, c, th, R, s, cfg.num_envs, cfg.max_steps), a.resume, a.out)
+            cfg, lambda th, R, s: real_fitness(vm, c, th, R, s, cfg.num_envs, cfg.max_steps, cfg.common_episodes),
+            a.resume, a.out)
     ev = [h["eval_mean"] for h in hist if h["eval_mean"] == h["eval_mean"]]
     print(f"{len(hist)} generations in the {cfg.fitness} -> {run} (distribution "
           f"mean scored {ev[-1] if ev else float('nan'):.1f} there)")

@@ -109,6 +109,7 @@ class ControllerConfig:
     eval_every: int = 5  # evaluate the distribution mean (xfavorite) every this many generations
     eval_rollouts: int = 64  # episodes of that evaluation
     num_envs: int = 8  # real envs stepped together
+    common_episodes: bool = False  # real fitness: every candidate plays the same seeded episodes (common random numbers)
     seed: int = 0
     world_model: str = ""  # checkpoint of the world model dreamed in (a record)
 
@@ -301,14 +302,14 @@ def real_vec_env(env_id: str, num_envs: int, max_steps: int = 2100):
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 @torch.no_grad()
-def real_returns(
-    env_id: str, policy, episodes: int, num_envs: int = 8, seed: int = 0, max_steps: int = 2100, features=None):
-    ("(returns (episodes,), real steps) of `policy(features (B, F) or "
-     "None, episode id (B,)) -> actions` over `episodes` real episodes.")
+def real_returns(env_id: str, policy, episodes: int, num_envs: int = 8, seed: int = 0, max_steps: int = 2100,
+                 features=None, episode_seeds=None):
+    ("(returns (episodes,), real steps) of `policy(features (B, F) or None, episode id (B,)) -> actions` over "
+     "`episodes` real episodes; `episode_seeds` (episodes,): each episode starts from its own seed.")
     num_envs = min(num_envs, episodes)
     vec = real_vec_env(env_id, num_envs, max_steps)
     try:
-        obs = vec.reset(seed=seed)[0]
+        obs = vec.reset(seed=seed if episode_seeds is None else [int(s) for s in episode_seeds[:num_envs]])[0]
         feat = features.reset(obs) if features else None
         slot, nxt, ret, cur, steps = np.arange(num_envs), num_envs, np.zeros(episodes), np.zeros(num_envs), 0
         while (slot >= 0).any():  # slot[i]: the episode env i plays, -1 when none is left for it
@@ -317,21 +318,27 @@ def real_returns(
             cur += np.asarray(r, np.float64)
             steps += int((slot >= 0).sum())
             end = np.asarray(term) | np.asarray(trunc)
-            if features:
-                feat = features.step(a, obs)
-                feat = features.reset(obs, end) if end.any() else feat
             for i in np.flatnonzero(end):
                 if slot[i] >= 0: ret[slot[i]], slot[i], nxt = cur[i], (nxt if nxt < episodes else -1), nxt + 1
                 cur[i] = 0
+                if episode_seeds is not None and slot[i] >= 0:  # env i restarts on its new episode's seed
+                    obs = np.array(obs)
+                    obs[i] = vec.envs[i].reset(seed=int(episode_seeds[slot[i]]))[0]
+            if features:
+                feat = features.step(a, obs)
+                feat = features.reset(obs, end) if end.any() else feat
     finally: vec.close()
     return ret, steps
 
 # %% ../nbs/07_dream_controller.ipynb #6d7615c0
-def real_fitness(vm, ctrl: Controller, theta, rollouts: int, seed: int, num_envs: int = 8, max_steps: int = 2100):
-    ("Mean real return (P,) of every candidate over `rollouts` episodes; the features (V+M, "
-     "or V alone: `agent_features`) computed in batch over all envs.")
+def real_fitness(vm, ctrl: Controller, theta, rollouts: int, seed: int, num_envs: int = 8, max_steps: int = 2100,
+                 common: bool = False):
+    ("Mean real return (P,) of every candidate over `rollouts` episodes, the features (V+M, or V alone: "
+     "`agent_features`) computed in batch over all envs; `common`: every candidate plays the same episodes.")
     pol = lambda feat, ep: population_actions(ctrl, theta, torch.as_tensor(ep) // rollouts, feat)
-    ret, _ = real_returns(ctrl.env, pol, len(theta) * rollouts, num_envs, seed, max_steps, agent_features(vm))
+    seeds = np.tile(seed + np.arange(rollouts), len(theta)) if common else None  # common random numbers
+    ret, _ = real_returns(
+        ctrl.env, pol, len(theta) * rollouts, num_envs, seed, max_steps, agent_features(vm), episode_seeds=seeds)
     return ret.reshape(len(theta), rollouts).mean(1)
 
 def random_returns(env_id: str, episodes: int, num_envs: int = 8, seed: int = 0, max_steps: int = 2100):
