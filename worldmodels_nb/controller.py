@@ -109,7 +109,8 @@ class ControllerConfig:
     eval_every: int = 5  # evaluate the distribution mean (xfavorite) every this many generations
     eval_rollouts: int = 64  # episodes of that evaluation
     num_envs: int = 8  # real envs stepped together
-    common_episodes: bool = False  # real fitness: every candidate plays the same seeded episodes (common random numbers)
+    # real fitness: every candidate plays the same seeded episodes (common random numbers)
+    common_episodes: bool = False
     seed: int = 0
     world_model: str = ""  # checkpoint of the world model dreamed in (a record)
 
