@@ -273,3 +273,19 @@ def test_episode_seeds_give_every_candidate_the_same_episodes():
     x = np.random.default_rng(0).normal(0, 1, (1, c.num_params))
     f = real_fitness(vm, c, np.repeat(x, 3, 0), 2, seed=5, num_envs=4, max_steps=300, common=True)
     assert np.allclose(f, f[0])  # one controller played three times on common episodes: one fitness
+
+def test_wm_train_controller_v_only_drives_the_real_carracing(tmp_path, capsys):
+    from worldmodels_nb.cli import train_main
+    from worldmodels_nb.core import save_checkpoint
+    from worldmodels_nb.vae import VAEConfig
+    cfg = VAEConfig(env=CAR_RACING)
+    cfg.model = VAEModelConfig(width=8, z_dim=4)
+    ck = save_checkpoint(tmp_path/"v.pt", ConvVAE(cfg.model), step=1, config=cfg)
+    args = ["controller", "--env", CAR_RACING, "--scale", "smoke", "--v-only", "--world-model", str(ck), "--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match="wm-train controller: --v-only needs fitness=real"): train_main(args)
+    assert train_main(args + ["fitness=real", "popsize=2", "rollouts=1", "generations=1", "max_steps=10", "eval_every=1",
+                              "eval_rollouts=1", "num_envs=2", "common_episodes=true"]) == 0
+    run = next(tmp_path.glob("*_controller_CarRacing-v3"))
+    ctrl, c = load_controller(run/"checkpoints"/"last.pt", CAR_RACING)
+    assert c.obs_dim == 4 and ctrl.num_params == 3 * 4 + 3 and c.world_model == str(ck) and c.common_episodes
+    assert "1 generations in the real" in capsys.readouterr().out

@@ -45,6 +45,9 @@ def train_parser(family: str) -> argparse.ArgumentParser:
         p.add_argument("--world-model", default="auto",
                        help="the MDN-RNN checkpoint whose V+M C dreams in and sees the "
                            "game through (default: the newest under --out, else trained)")
+        p.add_argument("--v-only", action="store_true",
+                       help="C sees V's code alone (the paper's 'V model only'; with fitness=real); "
+                            "--world-model is then a V checkpoint")
     if family == "rssm":
         p.add_argument("--buffer", type=existing_file, default=None,
                        help="a FACTR buf.pkl to import into --data (or data/factr-<name>)")
@@ -197,16 +200,19 @@ def train_tokens_cli(cfg, a):
 # %% ../nbs/91_cli.ipynb #67df0faf
 def train_controller_cli(cfg, a):
     from worldmodels_nb.controller import course_world_model, real_fitness, train_controller, train_controller_in_dream
-    from worldmodels_nb.controller import check_controller_config
+    from worldmodels_nb.controller import check_controller_config, course_vae
     from worldmodels_nb.dream import dream_starts
     check_controller_config(cfg)  # a bad env or value fails before any model is loaded or trained
-    vm, cfg.world_model = course_world_model(cfg.env, a.scale, a.out, a.data_root, a.world_model)
+    if a.v_only and cfg.fitness != "real":
+        raise ConfigError("--v-only needs fitness=real: a V alone has no dream to train C in")
+    if a.v_only: vm, cfg.world_model = course_vae(cfg.env, a.scale, a.out, a.data_root, a.world_model)
+    else: vm, cfg.world_model = course_world_model(cfg.env, a.scale, a.out, a.data_root, a.world_model)
     if cfg.fitness == "dream":
         # every training episode's first frame
         train = EpisodeDataset(a.data or env_datasets(cfg.env, data_config(cfg.env, a.scale), a.data_root)[0].path)
         ctrl, run, hist = train_controller_in_dream(cfg, vm, dream_starts(train), a.resume, a.out)
     else:
-        cfg.obs_dim = vm.vae.cfg.z_dim + vm.mdn.cfg.hidden
+        cfg.obs_dim = vm.cfg.z_dim if a.v_only else vm.vae.cfg.z_dim + vm.mdn.cfg.hidden
         c = cfg.build_model()
         ctrl, run, hist = train_controller(
             cfg, lambda th, R, s: real_fitness(vm, c, th, R, s, cfg.num_envs, cfg.max_steps, cfg.common_episodes),
