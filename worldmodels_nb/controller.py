@@ -8,9 +8,10 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/dream_controller.html.md""
 __all__ = ['TAKE_COVER', 'CAR_RACING', 'NUM_OUTPUTS', 'TAKE_COVER_STAY', 'TAKE_COVER_RIGHT', 'TAKE_COVER_LEFT', 'HISTORY_KEYS',
            'num_outputs', 'Controller', 'to_env_action', 'unflatten_params', 'population_actions', 'population_policy',
            'ControllerConfig', 'check_controller_config', 'make_es', 'l2_penalty', 'save_es', 'load_es',
-           'train_controller', 'load_controller', 'has_done_head', 'dream_fitness', 'train_controller_in_dream',
-           'RealFeatures', 'VFeatures', 'agent_features', 'real_vec_env', 'real_returns', 'real_fitness',
-           'random_returns', 'course_world_model', 'ActorCritic', 'gae', 'ppo_update', 'train_ppo_real', 'course_vae']
+           'generation_step', 'train_controller', 'load_controller', 'has_done_head', 'dream_fitness',
+           'train_controller_in_dream', 'RealFeatures', 'VFeatures', 'agent_features', 'real_vec_env', 'real_returns',
+           'real_fitness', 'random_returns', 'course_world_model', 'ActorCritic', 'gae', 'ppo_update', 'train_ppo_real',
+           'course_vae']
 
 # %% ../nbs/07_dream_controller.ipynb #9c62486d
 import json, math, time
@@ -183,6 +184,20 @@ def _write_metrics(run_dir, hist):
         Path(run_dir) / "metrics.csv",
         ",".join(HISTORY_KEYS) + "\n" + "".join(",".join(f"{h[k]:.6g}" for k in HISTORY_KEYS) + "\n" for h in hist))
 
+def generation_step(es: cma.CMAEvolutionStrategy, fitness, cfg: ControllerConfig, g: int):
+    "Generation g: ask, score, tell, and every `eval_every` generations evaluate the mean; (candidates, costs, row)."
+    t0, theta = time.time(), np.asarray(es.ask())
+    R = np.asarray(fitness(theta, cfg.rollouts, cfg.seed * 100_003 + g), np.float64)
+    cost = -(R - l2_penalty(theta, cfg.weight_decay))  # pycma minimises
+    es.tell(list(theta), list(cost))
+    row = dict(generation=g + 1, best=R.max(), mean=R.mean(), std=R.std(), sigma=es.sigma, eval_mean=float("nan"))
+    if (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.generations:  # the distribution mean, not the luckiest sample
+        # the same seeds every time: the evaluated points differ only by the controller
+        row["eval_mean"] = float(np.mean(fitness(es.result.xfavorite[None], cfg.eval_rollouts, 10**9)))
+    row["seconds"] = time.time() - t0
+    return theta, cost, {k: float(v) for k, v in row.items()}  # plain floats: weights-only loadable
+
+# %% ../nbs/07_dream_controller.ipynb #859779ef
 def train_controller(
     cfg: ControllerConfig, fitness, run_dir=None, out_dir="runs", stop_after: int | None = None, progress: bool = True):
     ("CMA-ES on C with `fitness(theta (P, N), rollouts, seed) -> "
@@ -195,28 +210,17 @@ def train_controller(
             load_es(last, cfg, ctrl.num_params) if last.exists() else (make_es(cfg, ctrl.num_params), [], [], []))
         atomic_write_text(run_dir/"resolved_config.json", json.dumps(cfg.__dict__, indent=1))
         for g in range(len(X), cfg.generations if stop_after is None else min(cfg.generations, stop_after)):
-            t0, theta = time.time(), np.asarray(es.ask())
-            R = np.asarray(fitness(theta, cfg.rollouts, cfg.seed * 100_003 + g), np.float64)
-            cost = -(R - l2_penalty(theta, cfg.weight_decay))  # pycma minimises
-            es.tell(list(theta), list(cost))
+            theta, cost, row = generation_step(es, fitness, cfg, g)
             X.append(theta)
             F.append(cost)
-            row = dict(
-                generation=g + 1, best=R.max(), mean=R.mean(), std=R.std(), sigma=es.sigma, eval_mean=float("nan"))
-            # the distribution mean, not the luckiest sample
-            if (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.generations:
-                # the same seeds every time: the evaluated points differ only by the controller
-                row["eval_mean"] = float(np.mean(fitness(es.result.xfavorite[None], cfg.eval_rollouts, 10**9)))
-            # plain floats: weights-only loadable
-            row["seconds"] = time.time() - t0
-            hist.append({k: float(v) for k, v in row.items()})
+            hist.append(row)
             save_es(last, ctrl, cfg, es, X, F, hist)
             _write_metrics(run_dir, hist)
-            if row["eval_mean"] >= max(
+            if row["eval_mean"] >= max(  # NaN (no evaluation this generation) is never >=
                 (h["eval_mean"] for h in hist[:-1] if h["eval_mean"] == h["eval_mean"]), default=-math.inf):
                 save_es(best, ctrl, cfg, es, X, F, hist)
             if progress:
-                print(f"gen {g + 1}: best {R.max():.1f} mean {R.mean():.1f} sigma {es.sigma:.3f}"
+                print(f"gen {g + 1}: best {row['best']:.1f} mean {row['mean']:.1f} sigma {es.sigma:.3f}"
                       + ("" if math.isnan(row["eval_mean"]) else f" evaluated mean {row['eval_mean']:.1f}")
                       + f" ({row['seconds']:.1f}s)")
     torch.nn.utils.vector_to_parameters(torch.as_tensor(es.result.xfavorite, dtype=torch.float32), ctrl.parameters())
