@@ -62,9 +62,9 @@ def family_config(family: str, a):
     from worldmodels_nb import pixel, vae, mdnrnn, rssm, tokens, controller
     cls = dict(pixel=pixel.PixelConfig, vae=vae.VAEConfig, mdnrnn=mdnrnn.MDNRNNConfig, rssm=rssm.RSSMConfig,
                tokens=tokens.TokenWMConfig, controller=controller.ControllerConfig)[family]
-    cfg = preset(cls, a.scale)
-    if family == "controller": cfg.env = a.env or cfg.env  # C has no data settings of its own
-    elif a.env and a.env != cfg.env:
+    # C has no data settings of its own: its game picks its preset
+    cfg = cls.for_env(a.scale, a.env or cls.env) if family == "controller" else preset(cls, a.scale)
+    if family != "controller" and a.env and a.env != cfg.env:
         dc = data_config(a.env, a.scale)  # the env family's policy and step counts; levels and val_fraction stay
         cfg.env, cfg.data.policy, cfg.data.train_steps, cfg.data.heldout_steps = (
             a.env, dc.policy, dc.train_steps, dc.heldout_steps)
