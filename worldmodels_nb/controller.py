@@ -10,8 +10,8 @@ __all__ = ['TAKE_COVER', 'CAR_RACING', 'NUM_OUTPUTS', 'TAKE_COVER_STAY', 'TAKE_C
            'population_actions', 'population_policy', 'ControllerConfig', 'check_controller_config', 'make_es',
            'l2_penalty', 'save_es', 'load_es', 'generation_step', 'train_controller', 'load_controller',
            'has_done_head', 'dream_fitness', 'train_controller_in_dream', 'RealFeatures', 'VFeatures', 'agent_features',
-           'real_vec_env', 'real_returns', 'real_fitness', 'random_returns', 'course_world_model', 'ActorCritic', 'gae',
-           'ppo_update', 'train_ppo_real', 'course_vae']
+           'real_vec_env', 'real_returns', 'real_fitness', 'random_returns', 'newest_best', 'course_world_model',
+           'ActorCritic', 'gae', 'ppo_update', 'train_ppo_real', 'course_vae']
 
 # %% ../nbs/07_dream_controller.ipynb #9c62486d
 import json, math, time
@@ -23,6 +23,7 @@ import cma
 import gymnasium as gym
 import numpy as np
 import torch
+from fastcore.basics import patch
 from torch import nn
 from torch.func import functional_call, vmap
 
@@ -125,18 +126,21 @@ class ControllerConfig:
     @classmethod
     # the paper
     def full(cls): return cls(popsize=64, rollouts=16, generations=200, eval_every=10, eval_rollouts=1024, num_envs=16)
-    @classmethod
-    def for_env(cls, scale: str, env: str = TAKE_COVER):
-        ("The `scale` preset for `env`: Take Cover's above (C in the "
-         "dream), CarRacing's (in the real game, common tracks).")
-        num_outputs(env)  # a one-line error for a game without a paper controller
-        if env != CAR_RACING: return replace(preset(cls, scale), env=env)
-        return cls(env=env, fitness="real", common_episodes=True, **CAR_RACING_PRESETS[scale])
 
+
+# %% ../nbs/07_dream_controller.ipynb #c4a1f0d3
 CAR_RACING_PRESETS = dict(  # CarRacing's C, evolved in the real game; full: the paper's protocol
     smoke=dict(popsize=4, rollouts=1, generations=2, max_steps=30, eval_every=1, eval_rollouts=2, num_envs=2),
     quick=dict(popsize=8, rollouts=2, generations=5, max_steps=250, eval_every=1, eval_rollouts=4),
     full=dict(popsize=64, rollouts=16, generations=100, max_steps=1000, eval_every=10, eval_rollouts=100, num_envs=16))
+
+@patch(cls_method=True)
+def for_env(cls: ControllerConfig, scale: str, env: str = TAKE_COVER):
+    "The `scale` preset for `env`: Take Cover's above (C in the dream), CarRacing's (in the real game, common tracks)."
+    num_outputs(env)  # a one-line error for a game without a paper controller
+    if env != CAR_RACING: return replace(preset(cls, scale), env=env)
+    return cls(env=env, fitness="real", common_episodes=True, **CAR_RACING_PRESETS[scale])
+
 
 # %% ../nbs/07_dream_controller.ipynb #feda33f7
 def check_controller_config(cfg: ControllerConfig) -> ControllerConfig:
@@ -366,14 +370,16 @@ def random_returns(env_id: str, episodes: int, num_envs: int = 8, seed: int = 0,
     return real_returns(env_id, act, episodes, num_envs, seed, max_steps)
 
 # %% ../nbs/07_dream_controller.ipynb #202e4c87
+def newest_best(stage: str, env: str, out_dir="runs") -> str:
+    "`checkpoints/best.pt` of the newest `stage` run of `env` under out_dir or its parent (the course run), or ''."
+    runs = [r for r in find_runs(stage, env, [out_dir, Path(out_dir).parent]) if (r/"checkpoints"/"best.pt").exists()]
+    return str(runs[0]/"checkpoints"/"best.pt") if runs else ""
+
 def course_world_model(env: str, scale: str = "quick", out_dir="runs", data_root="data", checkpoint: str = "auto"):
     ("(V+M, checkpoint) for `env`: `checkpoint`, else the newest 06_mdnrnn "
      "run of `env` under out_dir or its parent, else trained now.")
     from worldmodels_nb.mdnrnn import MDNRNNConfig, VMWorldModel, latent_datasets, train_mdnrnn
-    if checkpoint == "auto":
-        runs = [r for r in find_runs("mdnrnn", env, [out_dir, Path(out_dir).parent])
-                if (r / "checkpoints" / "best.pt").exists()]
-        checkpoint = str(runs[0]/"checkpoints"/"best.pt") if runs else ""
+    if checkpoint == "auto": checkpoint = newest_best("mdnrnn", env, out_dir)
     if checkpoint:
         mdn, cfg, _ = load_model(checkpoint)
         if not hasattr(mdn, "as_world_model"):
@@ -463,10 +469,7 @@ def course_vae(env: str, scale: str = "quick", out_dir="runs", data_root="data",
      "(05_vae trains one per game), else a small one trained now (05_vae's settings for other games).")
     from worldmodels_nb.core import apply_overrides
     from worldmodels_nb.vae import VAEConfig, train_vae, vae_datasets
-    if checkpoint == "auto":
-        runs = [r for r in find_runs("vae", env, [out_dir, Path(out_dir).parent])
-                if (r / "checkpoints" / "best.pt").exists()]
-        checkpoint = str(runs[0]/"checkpoints"/"best.pt") if runs else ""
+    if checkpoint == "auto": checkpoint = newest_best("vae", env, out_dir)
     if checkpoint:
         vae, cfg, _ = load_model(checkpoint)
         if not hasattr(vae, "encode") or hasattr(vae, "dream_start") or not isinstance(cfg, VAEConfig):
