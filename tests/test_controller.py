@@ -289,3 +289,35 @@ def test_wm_train_controller_v_only_drives_the_real_carracing(tmp_path, capsys):
     assert c.obs_dim == 4 and ctrl.num_params == 3 * 4 + 3 and c.world_model == str(ck)
     assert c.fitness == "real" and c.common_episodes and c.popsize == ControllerConfig.for_env("smoke", CAR_RACING).popsize
     assert "1 generations in the real" in capsys.readouterr().out
+
+def tiny_mdn(seed, done_weight=1.0, **kw):
+    torch.manual_seed(seed)
+    return MDNRNN(MDNRNNModelConfig(**{**dict(z_dim=4, hidden=8, num_mixtures=2, num_actions=3, done_weight=done_weight), **kw})).eval()
+
+def test_an_ensemble_dreams_one_code_path_and_ends_with_its_most_pessimistic_member(tmp_path):
+    from worldmodels_nb.controller import VMEnsemble
+    from worldmodels_nb.dream import Dreamable
+    vm = tiny_vm()
+    a, b = tiny_mdn(1), tiny_mdn(2)
+    with torch.no_grad(): b.head.bias[-1] = 5.0  # b is sure every step ends the episode
+    ens = VMEnsemble(vm.vae, [a, b]).eval()
+    assert isinstance(ens, Dreamable) and ens.members == [a, b]
+    frames, acts = torch.rand(3, 1, 3, 64, 64), torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        s = ens.dream_start(frames, torch.zeros(3, 0, dtype=torch.long))
+        new, r, p_done = ens.dream_step(s, acts, 1.0, torch.Generator().manual_seed(0))
+        pa = torch.sigmoid(a.step(s["z"], acts, (s["h"][None], s["c"][None]))[2])
+        pb = torch.sigmoid(b.step(s["z"], acts, (s["h1"][None], s["c1"][None]))[2])
+        torch.testing.assert_close(p_done, torch.maximum(pa, pb))
+        assert (pb > pa).all() and (p_done > 0.9).all()
+        # the features C sees are the first member's, the same width as a single V+M's
+        single = VMWorldModel(vm.vae, a)
+        torch.testing.assert_close(ens.dream_features(s), single.dream_features(single.dream_start(frames, torch.zeros(3, 0, dtype=torch.long))))
+        # in the real game V's code replaces the draw and every member keeps its own memory
+        obs = ens.dream_observe(s, acts, torch.rand(3, 3, 64, 64))
+        assert not torch.equal(obs["h"], obs["h1"]) and obs["z"].shape == (3, 4)
+    with pytest.raises(ConfigError, match="share V's codes and the actions"):
+        VMEnsemble(vm.vae, [a, tiny_mdn(3, num_actions=0, action_dim=2)])
+    starts = dict(frames=torch.rand(2, 1, 3, 64, 64), actions=torch.zeros(2, 0, dtype=torch.long))
+    with pytest.raises(ConfigError, match="has no done head"):
+        train_controller_in_dream(ControllerConfig(), VMEnsemble(vm.vae, [a, tiny_mdn(4, done_weight=0.0)]), starts, out_dir=tmp_path)

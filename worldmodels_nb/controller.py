@@ -6,12 +6,12 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/dream_controller.html.md""
 
 # %% auto #0
 __all__ = ['TAKE_COVER', 'CAR_RACING', 'NUM_OUTPUTS', 'TAKE_COVER_STAY', 'TAKE_COVER_RIGHT', 'TAKE_COVER_LEFT',
-           'CAR_RACING_PRESETS', 'HISTORY_KEYS', 'num_outputs', 'Controller', 'to_env_action', 'unflatten_params',
-           'population_actions', 'population_policy', 'ControllerConfig', 'check_controller_config', 'make_es',
-           'l2_penalty', 'save_es', 'load_es', 'generation_step', 'train_controller', 'load_controller',
+           'CAR_RACING_PRESETS', 'HISTORY_KEYS', 'SCRIPTED', 'num_outputs', 'Controller', 'to_env_action',
+           'unflatten_params', 'population_actions', 'population_policy', 'ControllerConfig', 'check_controller_config',
+           'make_es', 'l2_penalty', 'save_es', 'load_es', 'generation_step', 'train_controller', 'load_controller',
            'has_done_head', 'dream_fitness', 'train_controller_in_dream', 'RealFeatures', 'VFeatures', 'agent_features',
            'real_vec_env', 'real_returns', 'real_fitness', 'random_returns', 'newest_best', 'course_world_model',
-           'ActorCritic', 'gae', 'ppo_update', 'train_ppo_real', 'course_vae']
+           'dream_calibration', 'VMEnsemble', 'ActorCritic', 'gae', 'ppo_update', 'train_ppo_real', 'course_vae']
 
 # %% ../nbs/07_dream_controller.ipynb #9c62486d
 import json, math, time
@@ -31,6 +31,7 @@ from .core import (ConfigError, CheckpointError, atomic_write_text, find_runs, f
                                  load_checkpoint, load_model, make_run_dir, preset, save_checkpoint, set_rng_state)
 from .dream import BatchedDream, dream_starts, tree_where
 from .envs import make_env
+from .mdnrnn import VMWorldModel, mdn_sample
 from .metrics import to_unit
 
 # %% ../nbs/07_dream_controller.ipynb #bae7ff06
@@ -256,7 +257,7 @@ def load_controller(path, env: str):
 # %% ../nbs/07_dream_controller.ipynb #48e0278e
 def has_done_head(model) -> bool:
     "Whether a world model predicts episode ends: V+M trained with a done loss, an RSSM with a continue head."
-    if hasattr(model, "mdn"): return model.mdn.cfg.done_weight > 0
+    if hasattr(model, "mdn"): return all(m.cfg.done_weight > 0 for m in getattr(model, "members", [model.mdn]))
     if hasattr(model, "cont"): return model.cont is not None
     return True
 
@@ -389,6 +390,75 @@ def course_world_model(env: str, scale: str = "quick", out_dir="runs", data_root
     L = latent_datasets(env, scale, data_root, out_dir, progress=False)
     mdn, res = train_mdnrnn(preset(MDNRNNConfig, scale), L["train"], L["val"], out_dir, progress=False)
     return VMWorldModel(L["vae"], mdn.eval()).eval(), str(res.run_dir/"checkpoints"/"best.pt")
+
+# %% ../nbs/07_dream_controller.ipynb #781a8634
+SCRIPTED = {"random": None, "hold right": TAKE_COVER_RIGHT, "hold left": TAKE_COVER_LEFT}  # Take Cover's actions
+
+def dream_calibration(models: dict, starts: dict, env: str = TAKE_COVER, tau: float = 1.0, dreams: int = 64,
+                      real_episodes: int = 32, max_steps: int = 2100, seed: int = 0):
+    "Steps survived by SCRIPTED policies in the real game and in the dream of each of `models` (name -> Dreamable)."
+    import pandas as pd
+    rows = {}
+    for name, a in SCRIPTED.items():
+        rng = np.random.default_rng(seed)
+        act = lambda n: rng.integers(3, size=n) if a is None else np.full(n, a)
+        real = real_returns(env, lambda f, ep: act(len(ep)), real_episodes, 8, seed, max_steps)[0]
+        rows[name] = {"real": real.mean()}
+        for m_name, m in models.items():
+            _, n = BatchedDream(m, starts, tau, max_steps).rollout(lambda o: torch.as_tensor(act(len(o))), dreams, seed)
+            rows[name][m_name] = n.float().mean().item()
+    return pd.DataFrame(rows).T.rename_axis(f"steps survived (tau {tau})")
+
+# %% ../nbs/07_dream_controller.ipynb #740472b2
+class VMEnsemble(VMWorldModel):
+    ("Several Ms of one V dreamed as one world model: one path of codes, each step's next z drawn "
+     "by a member picked at random, the episode over when the most pessimistic member says so.")
+    def __init__(self, vae, mdns: list, done: str = "max"):
+        if not mdns: raise ConfigError("a VMEnsemble needs at least one M")
+        if done not in ("max", "mean"): raise ConfigError(f"done must be 'max' or 'mean', got {done!r}")
+        super().__init__(vae, mdns[0])
+        sig = lambda m: (m.cfg.z_dim, m.cfg.num_actions, m.cfg.action_dim)
+        if any(sig(m) != sig(mdns[0]) for m in mdns[1:]):
+            raise ConfigError(
+                f"the Ms of an ensemble must share V's codes and the actions, got {[sig(m) for m in mdns]}")
+        self.others, self.done = nn.ModuleList(mdns[1:]), done
+
+    @property
+    def members(self): return [self.mdn, *self.others]
+    def _keys(self, k): return ("h", "c") if k == 0 else (f"h{k}", f"c{k}")  # member 0's memory is C's h
+
+# %% ../nbs/07_dream_controller.ipynb #928f2954
+@patch
+def _advance(self: VMEnsemble, state: dict, actions):
+    "Every member digests (z_t, a_t): their (mixture, reward, done probability), and the new memories."
+    out, new, a = [], {}, torch.as_tensor(actions)
+    for k, m in enumerate(self.members):
+        hk, ck = self._keys(k)
+        p, r, d, _, (h, c) = m.step(state["z"], a, (state[hk][None], state[ck][None]))
+        new[hk], new[ck] = h[0], c[0]
+        out.append((p, r, torch.sigmoid(d)))
+    return out, new
+
+@patch
+def dream_start(self: VMEnsemble, frames, actions) -> dict:
+    z, state = self.encode(frames), {}  # (B, k, Z)
+    for k, m in enumerate(self.members):
+        h, c = m.initial(len(z), z.device) if z.shape[1] == 1 else m(z[:, :-1], actions)[-1]
+        state.update(zip(self._keys(k), (h[0], c[0])))
+    return dict(z=z[:, -1], **state)
+
+@patch
+def dream_step(self: VMEnsemble, state: dict, actions, tau: float = 1.0, generator=None):
+    out, new = self._advance(state, actions)
+    zs = torch.stack([mdn_sample(p, tau, generator) for p, _, _ in out])  # (K, B, Z)
+    pick = torch.randint(len(out), (zs.shape[1],), generator=generator)  # k ~ U{1..K}, per dream
+    done = torch.stack([d for *_, d in out])
+    return ({**new, "z": zs[pick, torch.arange(zs.shape[1])]}, torch.stack([r for _, r, _ in out]).mean(0),
+            done.amax(0) if self.done == "max" else done.mean(0))
+
+@patch
+def dream_observe(self: VMEnsemble, state: dict, actions, frames) -> dict:
+    return {**self._advance(state, actions)[1], "z": self.encode(frames[:, None])[:, 0]}
 
 # %% ../nbs/07_dream_controller.ipynb #ebde1067
 class ActorCritic(nn.Module):
