@@ -356,3 +356,15 @@ def test_ensure_dataset_waits_for_a_concurrent_collector(tmp_path):
         assert p.poll() is None and sorted(q.name for q in out.iterdir()) == [".lock"], "ensure_dataset did not wait for the folder's lock"
     assert p.wait(timeout=300) == 0, p.stderr.read()
     assert read_manifest(out)["total_steps"] >= 2048 and len(read_manifest(out)["shards"]) == 4
+
+def test_the_policy_settings_are_part_of_the_data_spec(tmp_path):
+    from dataclasses import replace
+    from worldmodels_nb.data import data_config, dataset_dirs, env_datasets, read_manifest
+    env = "VizdoomTakeCover-v1"
+    dc = replace(data_config(env, "smoke"), train_steps=300, heldout_steps=100, policy_kwargs={"p": 0.95})
+    train_dir, held_dir = dataset_dirs(env, dc, tmp_path)
+    assert train_dir.name == "VizdoomTakeCover-v1_sticky-p0.95_300"  # its own folder, next to the default's
+    assert dataset_dirs(env, replace(dc, policy_kwargs={}), tmp_path)[0].name == "VizdoomTakeCover-v1_sticky_300"
+    tr, _, _ = env_datasets(env, dc, tmp_path, progress=False)
+    assert read_manifest(train_dir)["settings"]["policy_kwargs"] == {"p": 0.95}
+    assert read_manifest(held_dir)["settings"]["policy_kwargs"] == {"p": 0.95}

@@ -179,3 +179,12 @@ def test_policy_errors():
         make_policy("brownian", spaces.Discrete(3), 2)
     with pytest.raises(ValueError, match="sticky p must be in"):
         make_policy("sticky", spaces.Discrete(3), 2, p=1.5)
+
+def test_vizdoom_workers_start_together_in_a_fresh_folder(tmp_path, monkeypatch):
+    "Two VizDoom processes starting at once in a folder without ./_vizdoom used to race to create it, and one died."
+    from worldmodels_nb.envs import make_vec_env
+    monkeypatch.chdir(tmp_path)
+    venv = make_vec_env("VizdoomTakeCover-v1", 2, seed=0)
+    try: obs = venv.reset()
+    finally: venv.close()
+    assert (tmp_path/"_vizdoom").is_dir() and np.asarray(obs).shape == (2, 64, 64, 3)

@@ -15,7 +15,7 @@ __all__ = ['FORMAT', 'FIELDS', 'LAYOUT_KEYS', 'HELDOUT_START', 'ENV_DATA', 'SMOK
 
 # %% ../nbs/02_data.ipynb #4dab53b9
 import argparse, contextlib, hashlib, json, math, pickle, sys, time, warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -473,6 +473,7 @@ class DataConfig:
     heldout_levels: str = "100000:100500"  # disjoint Procgen level range for evaluation
     policy: str = "sticky"  # data-collection policy: random | sticky | brownian
     val_fraction: float = 0.05  # episodes of the training data kept for validation (the one default for every family)
+    policy_kwargs: dict = field(default_factory=dict)  # the policy's settings, e.g. {"p": 0.95}: stickier actions
 
 ENV_DATA = {  # per env family (envs.env_family): policy, then (train_steps, heldout_steps) at smoke / quick / full
     "procgen": ("sticky", [(3_000, 1_500), (60_000, 10_000), (1_000_000, 50_000)]),
@@ -500,7 +501,8 @@ def data_config(env: str, scale: str) -> DataConfig:
 # %% ../nbs/02_data.ipynb #52854cf4
 def dataset_dirs(env: str, dc: DataConfig, data_root="data") -> tuple[Path, Path]:
     "(training folder, held-out folder) of spec `dc` for `env` under `data_root`."
-    train = Path(data_root)/f"{slug(env)}_{dc.policy}_{dc.train_steps}"
+    kw = "".join(f"-{k}{v}" for k, v in sorted(dc.policy_kwargs.items()))  # e.g. sticky-p0.95; none by default
+    train = Path(data_root)/f"{slug(env)}_{dc.policy}{kw}_{dc.train_steps}"
     return train, Path(f"{train}_heldout_{dc.heldout_steps}")
 
 def env_datasets(env: str, dc: DataConfig, data_root="data", progress: bool = True):
@@ -515,8 +517,9 @@ def env_datasets(env: str, dc: DataConfig, data_root="data", progress: bool = Tr
             raise ConfigError(
                 f"held-out levels {dc.heldout_levels} overlap training levels {dc.train_levels}; use disjoint ranges")
         ho["levels"] = dc.heldout_levels  # the configured disjoint range
-    ds = ensure_dataset(env, dc.train_steps, train_dir, policy=dc.policy, seed=0, progress=progress, **lv)
-    held = ensure_dataset(env, dc.heldout_steps, held_dir, policy=dc.policy, progress=progress, **ho)
+    pol = dict(policy=dc.policy, policy_kwargs=dc.policy_kwargs, progress=progress)
+    ds = ensure_dataset(env, dc.train_steps, train_dir, seed=0, **pol, **lv)
+    held = ensure_dataset(env, dc.heldout_steps, held_dir, **pol, **ho)
     return (*ds.split(dc.val_fraction, seed=0), held)
 
 # %% ../nbs/02_data.ipynb #4ac2f90a

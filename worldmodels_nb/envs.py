@@ -42,6 +42,9 @@ def _register(family: str):
         gym.register_envs(ale_py)
     elif family == "vizdoom":
         from vizdoom import gymnasium_wrapper  # noqa: F401  (registers Vizdoom* ids)
+        # every VizDoom process creates ./_vizdoom on start; two workers starting together in a fresh folder race
+        # for it and one dies ("Failed to create ./_vizdoom/ directory: File exists"): create it once, here
+        os.makedirs("_vizdoom", exist_ok=True)
 
 # %% ../nbs/01_envs.ipynb #2a637559
 def env_family(env_id: str) -> str:
