@@ -447,6 +447,7 @@ def dream_start(self: VMEnsemble, frames, actions) -> dict:
         state.update(zip(self._keys(k), (h[0], c[0])))
     return dict(z=z[:, -1], **state)
 
+# %% ../nbs/07_dream_controller.ipynb #928f2955
 @patch
 def dream_step(self: VMEnsemble, state: dict, actions, tau: float = 1.0, generator=None):
     out, new = self._advance(state, actions)
