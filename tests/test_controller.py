@@ -321,3 +321,22 @@ def test_an_ensemble_dreams_one_code_path_and_ends_with_its_most_pessimistic_mem
     starts = dict(frames=torch.rand(2, 1, 3, 64, 64), actions=torch.zeros(2, 0, dtype=torch.long))
     with pytest.raises(ConfigError, match="has no done head"):
         train_controller_in_dream(ControllerConfig(), VMEnsemble(vm.vae, [a, tiny_mdn(4, done_weight=0.0)]), starts, out_dir=tmp_path)
+
+def test_several_m_checkpoints_of_one_v_are_dreamed_together(tmp_path):
+    from worldmodels_nb.controller import VMEnsemble, course_world_model
+    from worldmodels_nb.core import save_checkpoint
+    from worldmodels_nb.mdnrnn import MDNRNNConfig
+    from worldmodels_nb.vae import VAEConfig
+    vcfg = VAEConfig(env=TAKE_COVER)
+    vcfg.model = VAEModelConfig(width=8, z_dim=4)
+    vcks = [str(save_checkpoint(tmp_path/f"v{i}.pt", ConvVAE(vcfg.model), step=1, config=vcfg)) for i in range(2)]
+    def m_ckpt(name, vck, seed):
+        cfg = MDNRNNConfig(MDNRNNModelConfig(z_dim=4, hidden=8, num_mixtures=2, num_actions=3), env=TAKE_COVER, vae_checkpoint=vck)
+        return str(save_checkpoint(tmp_path/name, tiny_mdn(seed), step=1, config=cfg))
+    a, b, c = m_ckpt("a.pt", vcks[0], 1), m_ckpt("b.pt", vcks[0], 2), m_ckpt("c.pt", vcks[1], 3)
+    one, _ = course_world_model(TAKE_COVER, checkpoint=a)
+    two, ck = course_world_model(TAKE_COVER, checkpoint=f"{a},{b}")
+    assert not isinstance(one, VMEnsemble) and isinstance(two, VMEnsemble) and len(two.members) == 2 and ck == f"{a},{b}"
+    with pytest.raises(ConfigError, match="codes of different Vs"): course_world_model(TAKE_COVER, checkpoint=f"{a},{c}")
+    with pytest.raises(ConfigError, match="is an M of VizdoomTakeCover-v1, not of CarRacing-v3"):
+        course_world_model(CAR_RACING, checkpoint=f"{a},{b}")

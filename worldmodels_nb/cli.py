@@ -42,9 +42,12 @@ def train_parser(family: str) -> argparse.ArgumentParser:
         p.add_argument("--tokenizer", type=existing_file, default=None,
                        help="a trained tokenizer checkpoint to reuse (default: train one first)")
     if family == "controller":
-        p.add_argument("--world-model", default="auto",
-                       help="the MDN-RNN checkpoint whose V+M C dreams in and sees the "
-                           "game through (default: the newest under --out, else trained)")
+        p.add_argument(
+            "--world-model",
+            default="auto",
+            help="the MDN-RNN checkpoint whose V+M C dreams in and sees the game through (several, "
+            "comma-separated, of one V: dreamed together); default: the newest under --out, else trained",
+        )
         p.add_argument("--v-only", action="store_true",
                        help="C sees V's code alone (the paper's 'V model only'; with fitness=real); "
                             "--world-model is then a V checkpoint")

@@ -377,16 +377,20 @@ def newest_best(stage: str, env: str, out_dir="runs") -> str:
     return str(runs[0]/"checkpoints"/"best.pt") if runs else ""
 
 def course_world_model(env: str, scale: str = "quick", out_dir="runs", data_root="data", checkpoint: str = "auto"):
-    ("(V+M, checkpoint) for `env`: `checkpoint`, else the newest 06_mdnrnn "
-     "run of `env` under out_dir or its parent, else trained now.")
-    from worldmodels_nb.mdnrnn import MDNRNNConfig, VMWorldModel, latent_datasets, train_mdnrnn
+    ("(V+M, checkpoint) for `env`: `checkpoint` (several, comma-separated: their `VMEnsemble`), "
+     "else the newest 06_mdnrnn run of `env` under out_dir or its parent, else trained now.")
+    from worldmodels_nb.mdnrnn import MDNRNNConfig, latent_datasets, train_mdnrnn
     if checkpoint == "auto": checkpoint = newest_best("mdnrnn", env, out_dir)
     if checkpoint:
-        mdn, cfg, _ = load_model(checkpoint)
-        if not hasattr(mdn, "as_world_model"):
-            raise ConfigError(f"{checkpoint} is not an MDN-RNN checkpoint (it holds a {type(mdn).__name__})")
-        if cfg.env != env: raise ConfigError(f"{checkpoint} is an M of {cfg.env}, not of {env}")
-        return mdn.as_world_model(cfg).eval(), checkpoint
+        ms = [load_model(ck)[:2] for ck in checkpoint.split(",")]
+        for ck, (mdn, cfg) in zip(checkpoint.split(","), ms):
+            if not hasattr(mdn, "as_world_model"):
+                raise ConfigError(f"{ck} is not an MDN-RNN checkpoint (it holds a {type(mdn).__name__})")
+            if cfg.env != env: raise ConfigError(f"{ck} is an M of {cfg.env}, not of {env}")
+        if len({cfg.vae_checkpoint for _, cfg in ms}) > 1:
+            raise ConfigError(f"the Ms of {checkpoint} model the codes of different Vs; an ensemble needs one V")
+        vm = ms[0][0].as_world_model(ms[0][1]).eval()
+        return (vm if len(ms) == 1 else VMEnsemble(vm.vae, [m for m, _ in ms]).eval()), checkpoint
     L = latent_datasets(env, scale, data_root, out_dir, progress=False)
     mdn, res = train_mdnrnn(preset(MDNRNNConfig, scale), L["train"], L["val"], out_dir, progress=False)
     return VMWorldModel(L["vae"], mdn.eval()).eval(), str(res.run_dir/"checkpoints"/"best.pt")
