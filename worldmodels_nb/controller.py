@@ -382,8 +382,9 @@ def course_world_model(env: str, scale: str = "quick", out_dir="runs", data_root
     from worldmodels_nb.mdnrnn import MDNRNNConfig, latent_datasets, train_mdnrnn
     if checkpoint == "auto": checkpoint = newest_best("mdnrnn", env, out_dir)
     if checkpoint:
-        ms = [load_model(ck)[:2] for ck in checkpoint.split(",")]
-        for ck, (mdn, cfg) in zip(checkpoint.split(","), ms):
+        cks = checkpoint.split(",")
+        ms = [load_model(ck)[:2] for ck in cks]
+        for ck, (mdn, cfg) in zip(cks, ms):
             if not hasattr(mdn, "as_world_model"):
                 raise ConfigError(f"{ck} is not an MDN-RNN checkpoint (it holds a {type(mdn).__name__})")
             if cfg.env != env: raise ConfigError(f"{ck} is an M of {cfg.env}, not of {env}")
@@ -402,15 +403,15 @@ def dream_calibration(models: dict, starts: dict, env: str = TAKE_COVER, tau: fl
                       real_episodes: int = 32, max_steps: int = 2100, seed: int = 0):
     "Steps survived by SCRIPTED policies in the real game and in the dream of each of `models` (name -> Dreamable)."
     import pandas as pd
-    rows = {}
+    rows, worlds = {}, {m_name: BatchedDream(m, starts, tau, max_steps) for m_name, m in models.items()}  # starts once
     for name, a in SCRIPTED.items():
         rng = np.random.default_rng(seed)
         act = lambda n: rng.integers(3, size=n) if a is None else np.full(n, a)
         real = real_returns(env, lambda f, ep: act(len(ep)), real_episodes, 8, seed, max_steps)[0]
         rows[name] = {"real": real.mean()}
-        for m_name, m in models.items():
-            _, n = BatchedDream(m, starts, tau, max_steps).rollout(lambda o: torch.as_tensor(act(len(o))), dreams, seed)
-            rows[name][m_name] = n.float().mean().item()
+        for m_name, dream in worlds.items():  # rollout re-seeds the dream: every policy meets the same draws
+            rows[name][m_name] = (
+                dream.rollout(lambda o: torch.as_tensor(act(len(o))), dreams, seed)[1].float().mean().item())
     return pd.DataFrame(rows).T.rename_axis(f"steps survived (tau {tau})")
 
 # %% ../nbs/07_dream_controller.ipynb #740472b2
