@@ -107,6 +107,21 @@ def test_a_killed_run_resumes_at_the_saved_generation(tmp_path):
     assert torch.equal(flat(resumed), flat(ref))  # bit-identical to the run that was never killed
     assert [h["mean"] for h in hist] == [h["mean"] for h in ref_hist]
 
+def test_evolution_runs_at_the_configured_thread_count(tmp_path):
+    "A dream's outcome changes with torch's thread count, so C evolves at cfg.threads whatever the caller set, then the count is restored."
+    seen, outer = [], torch.get_num_threads()
+    def fitness(theta, rollouts, seed):
+        seen.append(torch.get_num_threads())
+        return quadratic(theta, rollouts, seed)
+    torch.set_num_threads(2)
+    try:
+        train_controller(ControllerConfig(obs_dim=20, popsize=4, generations=2, eval_every=1, eval_rollouts=1, threads=1), fitness,
+                         tmp_path/"tc", progress=False)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+    finally: torch.set_num_threads(outer)
+    with pytest.raises(ConfigError, match="threads >= 0"): train_controller(ControllerConfig(threads=-1), quadratic, tmp_path/"x")
+    assert ControllerConfig.full().threads == 0 and ControllerConfig.quick().threads == 2  # full: every free core
+
 def test_bad_input_is_one_line(tmp_path):
     cfg = ControllerConfig(obs_dim=20, popsize=4, generations=1, eval_every=1, eval_rollouts=1)
     _, run, _ = train_controller(cfg, quadratic, tmp_path/"tc", progress=False)

@@ -1,11 +1,13 @@
 """Take Cover at quick: C evolved in the dream of two Ms trained on data where holding an action is common.
 
-    python tools/take_cover_recipe.py [--seeds 0 1 2 3] [--members 2] [--p 0.95] [--seq-len 256] [--data-root data]
+    python tools/take_cover_recipe.py [--seeds 0 1 2 3] [--members 2] [--p 0.95] [--seq-len 256]
+        [--v-steps 1000] [--v-width 32] [--data-root data]
 
 The experiment behind 07_dream_controller's "Where the dream lies" section and its exercise 9, as one command:
 1. 30,000 (+ 5,000 held-out) steps of Take Cover with sticky random actions repeated with probability `--p` (the
    course: 0.75), in folders of their own (`data/VizdoomTakeCover-v1_sticky-p0.95_30000`; the course's are untouched);
-2. a V trained as 06_mdnrnn trains Take Cover's (1,000 steps), the data encoded;
+2. a V trained as 06_mdnrnn trains Take Cover's (1,000 steps, width 32; `--v-steps`, `--v-width`), the data encoded.
+   Codes already in `--data-root` are reused with their V, so another V needs a data root of its own;
 3. `--members` Ms on `--seq-len`-step windows (batch 8 x 256 = the course's 64 x 32 steps per batch), seeds 0, 11, 12...;
 4. the dream check (`dream_calibration`) of the ensemble at the preset's tau;
 5. per CMA-ES seed: C evolved with the quick preset in the ensemble's dream, scored over the same 100 seeded real
@@ -32,6 +34,8 @@ def main():
     ap.add_argument("--members", type=int, default=2, help="Ms dreamed together (1: a single M)")
     ap.add_argument("--p", type=float, default=0.95, help="probability that the sticky random policy repeats its action")
     ap.add_argument("--seq-len", type=int, default=256, help="M's training windows (steps)")
+    ap.add_argument("--v-steps", type=int, default=1000, help="V's training steps (06_mdnrnn's Take Cover V: 1,000)")
+    ap.add_argument("--v-width", type=int, default=32, help="V's conv width (06_mdnrnn's Take Cover V: 32)")
     ap.add_argument("--data-root", default="data")
     ap.add_argument("--out", default="runs/recipe")
     ap.add_argument("--episodes", type=int, default=100, help="real episodes that score each C")
@@ -39,9 +43,14 @@ def main():
     torch.set_num_threads(2)
     out = lambda **kw: print(json.dumps(kw), flush=True)
     t0 = time.time()
-    small_v = ["train.max_steps=1000", "train.val_every=1000", "train.ckpt_every=1000"]  # as 06_mdnrnn's Take Cover V
+    small_v = [f"train.{k}={a.v_steps}" for k in ("max_steps", "val_every", "ckpt_every")]  # 06_mdnrnn's: 1,000
+    small_v.append(f"model.width={a.v_width}")
     data = [f"data.policy_kwargs={{p: {a.p}}}"]  # its own folders: data/VizdoomTakeCover-v1_sticky-p0.95_30000...
     L = latent_datasets(TAKE_COVER, "quick", a.data_root, a.out, vae_overrides=small_v + data, progress=False)
+    vc = load_checkpoint(L["vae_checkpoint"])["config"]  # codes found in data_root come with the V that wrote them
+    if (vc["train"]["max_steps"], vc["model"]["width"]) != (a.v_steps, a.v_width):
+        raise SystemExit(f"{a.data_root} holds codes of a V trained {vc['train']['max_steps']} steps at width "
+                         f"{vc['model']['width']}, not {a.v_steps} at {a.v_width}: give this V a --data-root of its own")
     window = [f"seq_len={a.seq_len}", f"train.batch_size={max(1, 64 * 32 // a.seq_len)}"]
     mdns = []
     for k in range(a.members):

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .core import atomic_write_text
+from .core import atomic_write_text, torch_threads
 from .data import (USER_ERRORS, CLIParser, EpisodeDataset, collect, existing_file, positive_float,
                                  positive_int)
 
@@ -74,14 +74,11 @@ def naive_sample(ds: EpisodeDataset, batch_size: int, T: int, rng: np.random.Gen
 def loader_rates(ds: EpisodeDataset, seconds: float = 2.0, batch_size: int = 128, T: int = 5) -> dict:
     ("Samples/s of `ds.sample` (uint8, and converted to float) and of "
      "`naive_sample`, with one torch thread as in a DataLoader worker.")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         fast = rate(lambda i: ds.sample(batch_size, T, i), seconds, batch_size)
         fast_f = rate(lambda i: ds.sample(batch_size, T, i)["frames"].float().div_(255), seconds, batch_size)
         rng = np.random.default_rng(0)
         naive = rate(lambda i: naive_sample(ds, batch_size, T, rng), seconds, batch_size)
-    finally: torch.set_num_threads(threads)
     return dict(sample_samples_per_s=fast, sample_float_samples_per_s=fast_f, naive_samples_per_s=naive,
                 sample_speedup=fast / naive)
 

@@ -14,7 +14,7 @@ __all__ = ['TAKE_COVER', 'CAR_RACING', 'NUM_OUTPUTS', 'TAKE_COVER_STAY', 'TAKE_C
            'dream_calibration', 'VMEnsemble', 'ActorCritic', 'gae', 'ppo_update', 'train_ppo_real', 'course_vae']
 
 # %% ../nbs/07_dream_controller.ipynb #9c62486d
-import json, math, time
+import json, math, os, time
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -27,8 +27,9 @@ from fastcore.basics import patch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from .core import (ConfigError, CheckpointError, atomic_write_text, find_runs, folder_lock,
-                                 load_checkpoint, load_model, make_run_dir, preset, save_checkpoint, set_rng_state)
+from .core import (ConfigError, CheckpointError, atomic_write_text, choose_threads, find_runs,
+                                 folder_lock, load_checkpoint, load_model, machine_load, make_run_dir, preset,
+                                 save_checkpoint, set_rng_state, torch_threads)
 from .dream import BatchedDream, dream_starts, tree_where
 from .envs import make_env
 from .mdnrnn import VMWorldModel, mdn_sample
@@ -115,6 +116,9 @@ class ControllerConfig:
     # real fitness: every candidate plays the same seeded episodes (common random numbers)
     common_episodes: bool = False
     seed: int = 0
+    # torch threads while C evolves: a dream's outcome, and so CMA-ES's path, changes with the count (0: as for
+    # training)
+    threads: int = 2
     world_model: str = ""  # checkpoint of the world model dreamed in (a record)
 
     def build_model(self): return Controller(self.obs_dim, self.env, self.hidden)
@@ -126,14 +130,15 @@ class ControllerConfig:
         return cls(popsize=16, rollouts=4, generations=10, tau=1.3, max_steps=2100, eval_every=5, eval_rollouts=32)
     @classmethod
     # the paper
-    def full(cls): return cls(popsize=64, rollouts=16, generations=200, eval_every=10, eval_rollouts=1024, num_envs=16)
-
+    def full(cls):
+        return cls(popsize=64, rollouts=16, generations=200, eval_every=10, eval_rollouts=1024, num_envs=16, threads=0)
 
 # %% ../nbs/07_dream_controller.ipynb #c4a1f0d3
 CAR_RACING_PRESETS = dict(  # CarRacing's C, evolved in the real game; full: the paper's protocol
     smoke=dict(popsize=4, rollouts=1, generations=2, max_steps=30, eval_every=1, eval_rollouts=2, num_envs=2),
     quick=dict(popsize=8, rollouts=2, generations=5, max_steps=250, eval_every=1, eval_rollouts=4),
-    full=dict(popsize=64, rollouts=16, generations=100, max_steps=1000, eval_every=10, eval_rollouts=100, num_envs=16))
+    full=dict(popsize=64, rollouts=16, generations=100, max_steps=1000, eval_every=10, eval_rollouts=100, num_envs=16,
+              threads=0))
 
 @patch(cls_method=True)
 def for_env(cls: ControllerConfig, scale: str, env: str = TAKE_COVER):
@@ -141,7 +146,6 @@ def for_env(cls: ControllerConfig, scale: str, env: str = TAKE_COVER):
     num_outputs(env)  # a one-line error for a game without a paper controller
     if env != CAR_RACING: return replace(preset(cls, scale), env=env)
     return cls(env=env, fitness="real", common_episodes=True, **CAR_RACING_PRESETS[scale])
-
 
 # %% ../nbs/07_dream_controller.ipynb #feda33f7
 def check_controller_config(cfg: ControllerConfig) -> ControllerConfig:
@@ -151,8 +155,8 @@ def check_controller_config(cfg: ControllerConfig) -> ControllerConfig:
     for k in ("popsize", "rollouts", "generations", "max_steps", "eval_every", "eval_rollouts", "num_envs", "obs_dim"):
         if getattr(cfg, k) < 1: raise ConfigError(f"bad value {k}={getattr(cfg, k)}: it must be an integer >= 1")
     if cfg.popsize < 2: raise ConfigError(f"bad value popsize={cfg.popsize}: CMA-ES needs at least 2 candidates")
-    if cfg.sigma0 <= 0 or cfg.tau < 0 or cfg.weight_decay < 0:
-        raise ConfigError("sigma0 must be > 0, tau and weight_decay >= 0")
+    if cfg.sigma0 <= 0 or cfg.tau < 0 or cfg.weight_decay < 0 or cfg.threads < 0:
+        raise ConfigError("sigma0 must be > 0, tau, weight_decay and threads >= 0")
     return cfg
 
 # %% ../nbs/07_dream_controller.ipynb #dc03133a
@@ -222,7 +226,8 @@ def train_controller(
     ctrl = check_controller_config(cfg).build_model()
     run_dir = Path(run_dir) if run_dir else make_run_dir("controller", cfg.env, out_dir)
     last, best = run_dir/"checkpoints"/"last.pt", run_dir/"checkpoints"/"best.pt"
-    with folder_lock(run_dir):
+    threads = choose_threads(cfg.threads, os.environ.get("OMP_NUM_THREADS"), *machine_load())
+    with folder_lock(run_dir), torch_threads(threads):
         es, X, F, hist = (
             load_es(last, cfg, ctrl.num_params) if last.exists() else (make_es(cfg, ctrl.num_params), [], [], []))
         atomic_write_text(run_dir/"resolved_config.json", json.dumps(cfg.__dict__, indent=1))

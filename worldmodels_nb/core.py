@@ -10,8 +10,8 @@ __all__ = ['SCALES', 'RUN_SUBDIRS', 'CKPT_FORMAT', 'ConfigError', 'preset', 'con
            'FolderBusyError', 'folder_lock', 'slug', 'make_run_dir', 'find_runs', 'seed_everything', 'get_device',
            'to_device', 'CheckpointError', 'rng_state', 'set_rng_state', 'unwrap', 'library_class_name',
            'save_checkpoint', 'load_checkpoint', 'load_model', 'lr_factor', 'CSVLog', 'dist_info', 'init_distributed',
-           'LossModule', 'batch_stream', 'choose_threads', 'machine_load', 'NonFiniteLossError', 'FitResult',
-           'validate', 'fit', 'save_summary', 'interactive_session', 'interactive_export']
+           'LossModule', 'batch_stream', 'choose_threads', 'machine_load', 'torch_threads', 'NonFiniteLossError',
+           'FitResult', 'validate', 'fit', 'save_summary', 'interactive_session', 'interactive_export']
 
 # %% ../nbs/00_core.ipynb #8d1bdd61
 import contextlib, csv, datetime as _dt, json, math, os, random, re, time
@@ -423,6 +423,14 @@ def machine_load() -> tuple[int, float]:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if not _LOAD: _LOAD.append(os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
     return cpus, _LOAD[0]
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    "Run a block with `n` torch threads, then restore the previous count."
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(old)
 
 # %% ../nbs/00_core.ipynb #a24002fb
 class NonFiniteLossError(FloatingPointError):

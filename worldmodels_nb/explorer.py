@@ -6,11 +6,10 @@ Docs: https://worldmodels-nb.github.io/worldmodels_nb/explorer.html.md"""
 
 # %% auto #0
 __all__ = ['PROCGEN_ACTIONS', 'ARROW_KEYS', 'action_labels', 'state_image', 'to_image', 'png', 'show_image', 'frames_unit',
-           'torch_threads', 'open_dataset', 'Explorer', 'score', 'score_plot', 'clip_rollouts']
+           'open_dataset', 'Explorer', 'score', 'score_plot', 'clip_rollouts']
 
 # %% ../nbs/11_explorer.ipynb #7fd84199
 import io, time
-from contextlib import contextmanager
 from pathlib import Path
 
 import gymnasium as gym
@@ -22,6 +21,7 @@ from ipyevents import Event
 from PIL import Image as PILImage
 
 from .cli import family_of, load_world_model
+from .core import torch_threads
 from .data import EpisodeDataset, read_manifest
 from .dream import Dreamable
 from .envs import make_env
@@ -68,14 +68,6 @@ def frames_unit(frames) -> torch.Tensor:
      "models' input: (T, C, H, W) in [0, 1] (or (T, D) float).")
     f = torch.as_tensor(np.array(frames))  # a copy: stored frames are read-only memory maps
     return to_unit(f.permute(0, 3, 1, 2) if f.dim() == 4 else f)
-
-@contextmanager
-def torch_threads(n: int):
-    "Run a block with `n` torch threads, then restore the previous count."
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(old)
 
 def open_dataset(data) -> EpisodeDataset:
     "An EpisodeDataset from a folder (one-line error if there is none) or as given."
