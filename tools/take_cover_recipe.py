@@ -45,8 +45,9 @@ def main():
     t0 = time.time()
     small_v = [f"train.{k}={a.v_steps}" for k in ("max_steps", "val_every", "ckpt_every")]  # 06_mdnrnn's: 1,000
     small_v.append(f"model.width={a.v_width}")
+    pin = ["train.threads=2"]  # not chosen by the machine's load: another thread count trains other weights
     data = [f"data.policy_kwargs={{p: {a.p}}}"]  # its own folders: data/VizdoomTakeCover-v1_sticky-p0.95_30000...
-    L = latent_datasets(TAKE_COVER, "quick", a.data_root, a.out, vae_overrides=small_v + data, progress=False)
+    L = latent_datasets(TAKE_COVER, "quick", a.data_root, a.out, vae_overrides=small_v + data + pin, progress=False)
     vc = load_checkpoint(L["vae_checkpoint"])["config"]  # codes found in data_root come with the V that wrote them
     if (vc["train"]["max_steps"], vc["model"]["width"]) != (a.v_steps, a.v_width):
         raise SystemExit(f"{a.data_root} holds codes of a V trained {vc['train']['max_steps']} steps at width "
@@ -54,7 +55,7 @@ def main():
     window = [f"seq_len={a.seq_len}", f"train.batch_size={max(1, 64 * 32 // a.seq_len)}"]
     mdns = []
     for k in range(a.members):
-        cfg = apply_overrides(preset(MDNRNNConfig, "quick"), window + [f"train.seed={0 if k == 0 else 10 + k}"])
+        cfg = apply_overrides(preset(MDNRNNConfig, "quick"), window + pin + [f"train.seed={0 if k == 0 else 10 + k}"])
         mdns.append(train_mdnrnn(cfg, L["train"], L["val"], a.out, progress=False)[0].eval())
     ens = VMEnsemble(L["vae"], mdns).eval()
     out(stage="data, V and Ms", minutes=round((time.time() - t0) / 60, 2), p=a.p, seq_len=a.seq_len, members=a.members)

@@ -26,7 +26,11 @@ def main():
     a = ap.parse_args()
     vaes = {lab: load_model(ck)[0].eval() for lab, ck in (v.split("=", 1) for v in a.vaes)}
     ds = EpisodeDataset(a.dataset)
-    x = ds._gather(np.arange(min(ds.num_steps, 5000))[None])["frames"][0].float() / 255  # (T, C, H, W)
+    eps, n = [], 0
+    while n < 5000 and len(eps) < ds.num_episodes:  # the first 5,000 frames, episode by episode
+        eps.append(ds.episode(len(eps))["frames"][: 5000 - n])
+        n += len(eps[-1])
+    x = torch.from_numpy(np.concatenate(eps)).permute(0, 3, 1, 2).float() / 255  # (T, C, H, W)
     ball = ((x[:, 0] > 0.8) & (x[:, 1] > 0.6) & (x[:, 2] < 0.6)).flatten(1).sum(1)  # yellow-white pixels
     pick = []
     for i in torch.argsort(torch.where((ball > 30) & (ball < 400), ball, 0), descending=True).tolist():
