@@ -142,6 +142,23 @@ def fit_loop_rate(make_model, batches: list, steps: int) -> float:
         fit(make_model(), lambda s: batches[s % len(batches)], cfg, d, progress=False)
         with open(Path(d)/"metrics.csv") as f: return float(list(csv.DictReader(f))[-1]["steps_per_s"])
 
+# %% ../nbs/92_bench.ipynb #9b011e6d
+def _sequence_batches(batch_size: int, rssm_T: int, T: int) -> tuple[list, list]:
+    ("Four random RSSM batches (HalfCheetah-v5 sizes: 17-dim states, "
+     "6-dim actions) and four MDN-RNN batches (64-dim codes).")
+    g = torch.Generator().manual_seed(0)
+    rssm = [
+        dict(frames=torch.randn(batch_size, rssm_T, 17, generator=g),
+             actions=torch.rand(batch_size, rssm_T, 6, generator=g) * 2 - 1,
+             rewards=torch.zeros(batch_size, rssm_T), dones=torch.zeros(batch_size, rssm_T, dtype=torch.bool))
+        for _ in range(4)]
+    mdn = [
+        dict(frames=torch.randn(batch_size, T, 64, generator=g),
+             actions=torch.randint(0, 15, (batch_size, T), generator=g), rewards=torch.zeros(batch_size, T),
+             dones=torch.zeros(batch_size, T, dtype=torch.bool), truncated=torch.zeros(batch_size, T, dtype=torch.bool),
+             mask=torch.ones(batch_size, T, dtype=torch.bool)) for _ in range(4)]
+    return rssm, mdn
+
 # %% ../nbs/92_bench.ipynb #239e3f62
 def _train_args(p):
     p.add_argument("--batch-size", type=positive_int, default=32, help="training batch size")
@@ -158,22 +175,12 @@ def bench_train(seconds: float = 2.0, batch_size: int = 32, width: int = 32) -> 
     out = {}
     rc = RSSMConfig.quick()
     rc.model.obs_shape, rc.model.action_dim = [17], 6  # HalfCheetah-v5 sizes
-    g = torch.Generator().manual_seed(0)
-    rssm_batches = [
-        dict(frames=torch.randn(batch_size, rc.seq_len, 17, generator=g),
-             actions=torch.rand(batch_size, rc.seq_len, 6, generator=g) * 2 - 1,
-             rewards=torch.zeros(batch_size, rc.seq_len), dones=torch.zeros(batch_size, rc.seq_len, dtype=torch.bool))
-        for _ in range(4)]
     vc = VAEConfig.quick()  # the paper's ConvVAE (width 32, z 32), as trained in 05_vae
     vae_batches = [dict(frames=b["frames"][:, :1]) for b in _train_batches(batch_size)]
     mc = MDNRNNConfig.quick()
     mc.model.num_actions = 15  # LSTM 256, K=5, sequences of 32 CoinRun codes, as in 06_mdnrnn
     T = mc.seq_len
-    mdn_batches = [
-        dict(frames=torch.randn(batch_size, T, 64, generator=g),
-             actions=torch.randint(0, 15, (batch_size, T), generator=g), rewards=torch.zeros(batch_size, T),
-             dones=torch.zeros(batch_size, T, dtype=torch.bool), truncated=torch.zeros(batch_size, T, dtype=torch.bool),
-             mask=torch.ones(batch_size, T, dtype=torch.bool)) for _ in range(4)]
+    rssm_batches, mdn_batches = _sequence_batches(batch_size, rc.seq_len, T)
     for name, make, batches, unit in [
         ("pixel", lambda: PixelWorldModel(PixelModelConfig(width=width)), _train_batches(batch_size), "samples"),
         ("vae", vc.build_model, vae_batches, "frames"),
