@@ -301,6 +301,7 @@ def score_plot(scores: list, unit: str = "PSNR (dB)", marker: int | None = None,
     fig.savefig(buf, format="png")
     return buf.getvalue()
 
+# %% ../nbs/11_explorer.ipynb #a7ff2a38
 @patch
 def versus(self: Explorer, level: int = 0) -> widgets.VBox:
     ("Dream vs real: the same buttons in the real game and in the "
