@@ -71,25 +71,30 @@ def test_clicking_an_action_in_jupyterlab_changes_the_frame(lab):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(f"{base}/lab/tree/explore.ipynb?token={token}")
-            page.locator(".jp-Notebook .jp-Cell .cm-content").first.click(timeout=90_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)  # the kernel is up
-            page.keyboard.press("Shift+Enter")  # run the cell, as a person would
-            img = page.locator(".jp-OutputArea .widget-image").first
-            img.wait_for(state="visible", timeout=120_000)
-            status = page.locator(".jp-OutputArea .widget-html-content", has_text="step").first
-            status.wait_for(timeout=30_000)
-            assert "step 0" in status.inner_text()
-            before_src, before_px = img.get_attribute("src"), img.screenshot()
-            page.locator(".jp-OutputArea button.jupyter-button", has_text="→").first.click()
-            page.wait_for_function("([sel, old]) => document.querySelector(sel).getAttribute('src') !== old",
-                                   arg=[".jp-OutputArea .widget-image", before_src], timeout=30_000)
-            page.wait_for_function(STEP.format(1), timeout=30_000)
-            after_px = img.screenshot()
-            img.hover(); page.keyboard.press("ArrowRight")  # the arrow key, with the mouse over the frame
-            page.wait_for_function(STEP.format(2), timeout=30_000)
-            page.screenshot(path=str(shot), full_page=True)
-            print(f"screenshot: {shot}")
+            try:
+                page.goto(f"{base}/lab/tree/explore.ipynb?token={token}")
+                page.locator(".jp-Notebook .jp-Cell .cm-content").first.click(timeout=90_000)
+                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)  # the kernel is up
+                page.keyboard.press("Shift+Enter")  # run the cell, as a person would
+                img = page.locator(".jp-OutputArea .widget-image").first
+                img.wait_for(state="visible", timeout=240_000)  # importing the library on a busy CPU
+                status = page.locator(".jp-OutputArea .widget-html-content", has_text="step").first
+                status.wait_for(timeout=30_000)
+                assert "step 0" in status.inner_text()
+                before_src, before_px = img.get_attribute("src"), img.screenshot()
+                page.locator(".jp-OutputArea button.jupyter-button", has_text="→").first.click()
+                page.wait_for_function("([sel, old]) => document.querySelector(sel).getAttribute('src') !== old",
+                                       arg=[".jp-OutputArea .widget-image", before_src], timeout=30_000)
+                page.wait_for_function(STEP.format(1), timeout=30_000)
+                after_px = img.screenshot()
+                img.hover(); page.keyboard.press("ArrowRight")  # the arrow key, with the mouse over the frame
+                page.wait_for_function(STEP.format(2), timeout=30_000)
+                page.screenshot(path=str(shot), full_page=True)
+                print(f"screenshot: {shot}")
+            except Exception:  # what the page showed, and what the server said, when a wait gave up
+                page.screenshot(path=str(ARTIFACTS/"explorer_jupyterlab_failed.png"), full_page=True)
+                print((tmp/"lab.log").read_text()[-3000:])
+                raise
         finally: browser.close()
     assert after_px != before_px, "the frame on the page did not change after the click"
     assert shot.stat().st_size > 10_000
