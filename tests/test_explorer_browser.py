@@ -12,6 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT/"tests"/"artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 STEP = "() => [...document.querySelectorAll('.jp-OutputArea .widget-html-content')].some(e => e.innerText.includes('step {}'))"
+# What the run of the explorer's cell has come to: its frame is on the page, or the cell printed a traceback, or neither yet.
+OUTCOME = """() => {
+  const img = document.querySelector('.jp-OutputArea .widget-image');
+  if (img && img.getBoundingClientRect().width > 0) return 'frame';
+  const out = [...document.querySelectorAll('.jp-OutputArea-output')].map(e => e.innerText).join('\\n');
+  return /Traceback/.test(out) ? 'error' : false;
+}"""
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
 def need(ok: bool, why: str):
@@ -60,6 +67,29 @@ def lab(tmp_path):
         except subprocess.TimeoutExpired: proc.kill()
         log.close()
 
+def run_first_cell(page, tries: int = 3) -> int:
+    """Click into the first cell and press Shift+Enter, as a person would; when its prompt shows no run after 30 s (the keys went
+    elsewhere while JupyterLab was still settling), click and press again. Returns how many presses it took."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    cell = page.locator(".jp-Notebook .jp-Cell").first
+    prompt = cell.locator(".jp-InputPrompt").first
+    for i in range(1, tries + 1):
+        cell.locator(".cm-content").first.click(timeout=90_000)
+        page.keyboard.press("Shift+Enter")
+        try:  # "[*]:" queued or running, "[1]:" done
+            page.wait_for_function("el => /\\[(\\*|\\d+)\\]/.test(el.innerText)", arg=prompt.element_handle(), timeout=30_000)
+            return i
+        except PlaywrightTimeout: print(f"Shift+Enter {i}: the cell's prompt still reads {prompt.inner_text()!r}")
+    raise AssertionError(f"the explorer's cell did not run after {tries} presses of Shift+Enter")
+
+def report_page(page, console: list, tmp: Path):
+    "What the page showed and what the server said, when a wait gave up: screenshot, cell texts, kernel status, console, lab log."
+    page.screenshot(path=str(ARTIFACTS/"explorer_jupyterlab_failed.png"), full_page=True)
+    print("cells:", page.evaluate("() => [...document.querySelectorAll('.jp-Cell')].map(c => c.innerText.slice(0, 1500))"))
+    print("kernel:", page.evaluate("() => [...document.querySelectorAll('.jp-Notebook-ExecutionIndicator')].map(e => e.dataset.status)"))
+    print("browser console:", *console[-40:], sep="\n  ")
+    print((tmp/"lab.log").read_text()[-3000:])
+
 def test_clicking_an_action_in_jupyterlab_changes_the_frame(lab):
     need(Path(CHROMIUM).is_file(), f"no chromium at {CHROMIUM} (apt-get install -y chromium)")
     try: from playwright.sync_api import sync_playwright
@@ -71,13 +101,15 @@ def test_clicking_an_action_in_jupyterlab_changes_the_frame(lab):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            console = []
+            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
             try:
                 page.goto(f"{base}/lab/tree/explore.ipynb?token={token}")
-                page.locator(".jp-Notebook .jp-Cell .cm-content").first.click(timeout=90_000)
                 page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)  # the kernel is up
-                page.keyboard.press("Shift+Enter")  # run the cell, as a person would
+                presses = run_first_cell(page)
+                page.wait_for_function(OUTCOME, timeout=240_000)  # importing the library on a busy CPU
+                assert page.evaluate(OUTCOME) == "frame", "the explorer's cell failed (its traceback is printed below)"
                 img = page.locator(".jp-OutputArea .widget-image").first
-                img.wait_for(state="visible", timeout=240_000)  # importing the library on a busy CPU
                 status = page.locator(".jp-OutputArea .widget-html-content", has_text="step").first
                 status.wait_for(timeout=30_000)
                 assert "step 0" in status.inner_text()
@@ -90,10 +122,9 @@ def test_clicking_an_action_in_jupyterlab_changes_the_frame(lab):
                 img.hover(); page.keyboard.press("ArrowRight")  # the arrow key, with the mouse over the frame
                 page.wait_for_function(STEP.format(2), timeout=30_000)
                 page.screenshot(path=str(shot), full_page=True)
-                print(f"screenshot: {shot}")
-            except Exception:  # what the page showed, and what the server said, when a wait gave up
-                page.screenshot(path=str(ARTIFACTS/"explorer_jupyterlab_failed.png"), full_page=True)
-                print((tmp/"lab.log").read_text()[-3000:])
+                print(f"screenshot: {shot} (Shift+Enter pressed {presses} time(s))")
+            except Exception:
+                report_page(page, console, tmp)
                 raise
         finally: browser.close()
     assert after_px != before_px, "the frame on the page did not change after the click"
