@@ -107,8 +107,8 @@ def test_clicking_an_action_in_jupyterlab_changes_the_frame(lab):
                 page.goto(f"{base}/lab/tree/explore.ipynb?token={token}")
                 page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)  # the kernel is up
                 presses = run_first_cell(page)
-                page.wait_for_function(OUTCOME, timeout=240_000)  # importing the library on a busy CPU
-                assert page.evaluate(OUTCOME) == "frame", "the explorer's cell failed (its traceback is printed below)"
+                outcome = page.wait_for_function(OUTCOME, timeout=240_000).json_value()  # importing the library on a busy CPU
+                assert outcome == "frame", "the explorer's cell failed (its traceback is printed below)"
                 img = page.locator(".jp-OutputArea .widget-image").first
                 status = page.locator(".jp-OutputArea .widget-html-content", has_text="step").first
                 status.wait_for(timeout=30_000)
